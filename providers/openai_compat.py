@@ -1,0 +1,205 @@
+"""OpenAI Chat Completions, and every server that speaks it (a preset, not a module, each).
+
+Divergences between compatible servers are absorbed here by reading defensively
+(reasoning under two names, content as typed parts, usage in three places) and by a
+few request-side quirks from the preset (``max_tokens_field``, ``no_stream_options``,
+``extra_body``).
+
+End of stream: ``data: [DONE]`` is the terminator. Some servers close right after the
+chunk carrying ``finish_reason`` without sending ``[DONE]``; a finish reason is a
+deliberate end, so that counts as done too. EOF with neither is INCOMPLETE.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from providers import http
+from providers.base import (
+    ChatRequest,
+    Done,
+    ErrorKind,
+    Event,
+    FinishReason,
+    ModelInfo,
+    ProviderError,
+    ReasoningDelta,
+    Target,
+    TextDelta,
+    Usage,
+)
+from providers.sse import SSEDecoder, SSEEvent
+
+_FINISH = {
+    "stop": FinishReason.STOP,
+    "eos_token": FinishReason.STOP,
+    "stop_sequence": FinishReason.STOP,  # TGI passes its own name through
+    "end_turn": FinishReason.STOP,
+    "length": FinishReason.LENGTH,
+    "max_tokens": FinishReason.LENGTH,
+    "content_filter": FinishReason.CONTENT_FILTER,
+    "tool_calls": FinishReason.TOOL_CALLS,
+    "function_call": FinishReason.TOOL_CALLS,
+}
+_FILTERED = "The provider's content filter stopped this answer."
+
+
+def headers_for(target: Target) -> dict[str, str]:
+    headers = {"accept": "text/event-stream"}
+    if target.api_key:
+        headers["authorization"] = f"Bearer {target.api_key}"
+    headers.update(target.headers)
+    return headers
+
+
+def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "stream": True,
+    }
+    # Strict servers (Mistral) answer 422 to a field they do not know.
+    if not target.quirks.get("no_stream_options"):
+        body["stream_options"] = {"include_usage": True}
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop"] = list(request.stop)
+    if request.max_tokens is not None:
+        body[str(target.quirks.get("max_tokens_field", "max_tokens"))] = request.max_tokens
+    extra = target.quirks.get("extra_body")
+    if isinstance(extra, dict):
+        body.update(extra)
+    return body
+
+
+def _content_events(content: object) -> list[Event]:
+    """Content is a string, or (Mistral Magistral) a list of typed parts."""
+    if isinstance(content, str):
+        return [TextDelta(content)] if content else []
+    events: list[Event] = []
+    for part in content if isinstance(content, list) else ():
+        if isinstance(part, str):
+            if part:
+                events.append(TextDelta(part))
+        elif isinstance(part, dict):
+            if part.get("type") == "thinking":
+                for inner in _content_events(part.get("thinking")):
+                    events.append(ReasoningDelta(inner.text) if isinstance(inner, TextDelta) else inner)
+            elif isinstance(part.get("text"), str) and part["text"]:
+                events.append(TextDelta(part["text"]))
+    return events
+
+
+def _usage(raw: object) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    return Usage(
+        prompt if isinstance(prompt, int) else None,
+        completion if isinstance(completion, int) else None,
+    )
+
+
+def parse_chunk(obj: object) -> list[Event]:
+    """One decoded chunk → events; a finish arrives as ``Done`` for the caller to hold back."""
+    if not isinstance(obj, dict):
+        raise ProviderError(ErrorKind.UNAVAILABLE, detail="chunk is not a JSON object")
+    if obj.get("error") is not None:
+        raise http.error_from_payload(obj)
+    events: list[Event] = []
+    choices = obj.get("choices") or ()  # the usage chunk has [], some servers null
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    if isinstance(choice, dict):
+        delta = choice.get("delta")
+        if isinstance(delta, dict):
+            reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+            if isinstance(reasoning, str) and reasoning:
+                events.append(ReasoningDelta(reasoning))
+            events.extend(_content_events(delta.get("content")))
+        reason = choice.get("finish_reason")
+        if isinstance(reason, str) and reason:
+            if reason == "error":  # OpenRouter and Mistral end a failed generation this way
+                raise ProviderError(ErrorKind.UNAVAILABLE, detail="finish_reason=error")
+            finish = _FINISH.get(reason, FinishReason.OTHER)
+            detail = _FILTERED if finish is FinishReason.CONTENT_FILTER else ""
+            events.append(Done(finish, detail))
+    usage = _usage(obj.get("usage"))
+    if usage is None and isinstance(obj.get("x_groq"), dict):
+        usage = _usage(obj["x_groq"].get("usage"))
+    if usage is not None:
+        events.append(usage)
+    return events
+
+
+def _is_done(item: object) -> bool:
+    return isinstance(item, SSEEvent) and item.data.startswith("[DONE]")
+
+
+def _decode(event: SSEEvent) -> object:
+    try:
+        return json.loads(event.data)
+    except ValueError:
+        if event.event == "error":
+            raise ProviderError(ErrorKind.UNAVAILABLE, detail="error event") from None
+        raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed chunk (not JSON)") from None
+
+
+async def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
+    """Stream one chat completion as events; usage and Done always come last."""
+    url = http.join_url(target.base_url, "chat/completions")
+    done: Done | None = None
+    usage: Usage | None = None
+    got_any = False
+    async with http.open_stream(target, url, build_body(target, request), headers_for(target)) as response:
+        items_iter = http.iter_items(response, target, SSEDecoder(), is_final=_is_done)
+        async with aclosing(items_iter) as items:
+            async for item in items:
+                if not isinstance(item, SSEEvent):
+                    continue
+                if _is_done(item):
+                    break
+                obj = _decode(item)
+                if item.event == "error":
+                    raise http.error_from_payload(obj)
+                for event in parse_chunk(obj):
+                    if isinstance(event, Done):
+                        done = event
+                    elif isinstance(event, Usage):
+                        usage = event
+                    else:
+                        got_any = True
+                        yield event
+            else:
+                if done is None:
+                    raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without [DONE] or finish_reason")
+    if done is None and not got_any:
+        # vLLM has dropped pre-token errors and sent a bare [DONE]; never show an empty answer.
+        raise ProviderError(ErrorKind.INCOMPLETE, detail="[DONE] with no content and no finish_reason")
+    if usage is not None:
+        yield usage
+    yield done or Done()
+
+
+def _context_window(entry: dict[str, Any]) -> int | None:
+    for key in ("context_length", "context_window", "max_model_len"):
+        value = entry.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+async def list_models(target: Target) -> list[ModelInfo]:
+    payload = await http.get_json(target, http.join_url(target.base_url, "models"), headers_for(target))
+    data = payload.get("data") if isinstance(payload, dict) else payload
+    models = []
+    for entry in data if isinstance(data, list) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+            name = entry.get("name") or entry.get("display_name")
+            models.append(ModelInfo(entry["id"], name if isinstance(name, str) else "", _context_window(entry)))
+    return models

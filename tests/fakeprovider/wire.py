@@ -1,0 +1,243 @@
+"""How one Script looks on the wire of each family, as pre-encoded bytes.
+
+Each renderer turns a script into ``head`` (sent with the first delta), one piece per
+delta, and a ``tail`` (finish, usage, terminator). Pieces are built once per request
+so that an unthrottled stream is just a few large writes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+# Finish reasons are scripted in OpenAI's words and translated; any other value is
+# sent verbatim, so a test can script a family's own reason ("RECITATION", "refusal").
+_ANTHROPIC_FINISH = {"stop": "end_turn", "length": "max_tokens", "content_filter": "refusal", "tool_calls": "tool_use"}
+_GEMINI_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY", "tool_calls": "STOP"}
+
+Deltas = list[tuple[bool, str]]  # (is_reasoning, text)
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def _canned_error(error_body: Any, default: Any) -> str:
+    if error_body is None:
+        return _dumps(default)
+    if isinstance(error_body, bytes):
+        return error_body.decode()
+    return error_body if isinstance(error_body, str) else _dumps(error_body)
+
+
+class OpenAIWire:
+    content_type = "text/event-stream"
+
+    def __init__(self, model: str) -> None:
+        self.id = f"chatcmpl-fake{time.monotonic_ns() % 10**9}"
+        self.model = model
+        self.prompt_tokens = 0
+        created = int(time.time())
+        # Everything but the delta is fixed: splice the JSON around it instead of dumping a dict.
+        self._pre = f'data: {{"id":"{self.id}","object":"chat.completion.chunk","created":{created},"model":{json.dumps(model)},"choices":[{{"index":0,"delta":'
+        self._post = ',"finish_reason":null}],"usage":null}\n\n'
+
+    def head(self) -> bytes:
+        return (self._pre + '{"role":"assistant","content":""}' + self._post).encode()
+
+    def pieces(self, deltas: Deltas) -> list[bytes]:
+        pre, post = self._pre, self._post
+        return [
+            (pre + ('{"reasoning_content":' if reasoning else '{"content":') + json.dumps(text) + "}" + post).encode()
+            for reasoning, text in deltas
+        ]
+
+    def tail(self, finish_reason: str, usage: tuple[int, int] | None) -> bytes:
+        finish = self._pre + "{}" + self._post.replace('"finish_reason":null', f'"finish_reason":{json.dumps(finish_reason)}')
+        out = finish
+        if usage is not None:
+            chunk = {"id": self.id, "object": "chat.completion.chunk", "model": self.model, "choices": [],
+                     "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}}
+            out += f"data: {_dumps(chunk)}\n\n"
+        return (out + "data: [DONE]\n\n").encode()
+
+    def error_event(self, error_body: Any) -> bytes:
+        default = {"error": {"message": "The server had an error while processing your request.", "type": "server_error"}}
+        return f"data: {_canned_error(error_body, default)}\n\n".encode()
+
+    def malformed(self) -> bytes:
+        return b'data: {"choices": [{"delta": {"content": "unterminated\n\n'
+
+    def keepalive(self) -> bytes:
+        return b": keep-alive\n\n"
+
+    def error_response(self, status: int) -> Any:
+        return {"error": {"message": "fake upstream error", "type": "fake_error", "code": status}}
+
+
+class AnthropicWire:
+    content_type = "text/event-stream"
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.prompt_tokens = 0
+        self._open_block = -1
+
+    @staticmethod
+    def _event(name: str, data: dict[str, Any]) -> str:
+        return f"event: {name}\ndata: {_dumps(data)}\n\n"
+
+    def head(self) -> bytes:
+        message = {"id": "msg_fake", "type": "message", "role": "assistant", "content": [], "model": self.model,
+                   "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": self.prompt_tokens, "output_tokens": 1}}
+        return self._event("message_start", {"type": "message_start", "message": message}).encode()
+
+    def pieces(self, deltas: Deltas) -> list[bytes]:
+        out = []
+        current: bool | None = None
+        index = -1
+        for reasoning, text in deltas:
+            prefix = ""
+            if reasoning is not current:
+                if index >= 0:
+                    prefix += self._event("content_block_stop", {"type": "content_block_stop", "index": index})
+                index += 1
+                block = {"type": "thinking", "thinking": ""} if reasoning else {"type": "text", "text": ""}
+                prefix += self._event("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+                current = reasoning
+            delta = {"type": "thinking_delta", "thinking": text} if reasoning else {"type": "text_delta", "text": text}
+            out.append((prefix + self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})).encode())
+        self._open_block = index
+        return out
+
+    def tail(self, finish_reason: str, usage: tuple[int, int] | None) -> bytes:
+        out = ""
+        if self._open_block >= 0:
+            out += self._event("content_block_stop", {"type": "content_block_stop", "index": self._open_block})
+        delta: dict[str, Any] = {"type": "message_delta",
+                                 "delta": {"stop_reason": _ANTHROPIC_FINISH.get(finish_reason, finish_reason), "stop_sequence": None}}
+        if usage is not None:
+            delta["usage"] = {"output_tokens": usage[1]}
+        out += self._event("message_delta", delta)
+        out += self._event("message_stop", {"type": "message_stop"})
+        return out.encode()
+
+    def error_event(self, error_body: Any) -> bytes:
+        default = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        return f"event: error\ndata: {_canned_error(error_body, default)}\n\n".encode()
+
+    def malformed(self) -> bytes:
+        return b"event: content_block_delta\ndata: {not json\n\n"
+
+    def keepalive(self) -> bytes:
+        return b'event: ping\ndata: {"type": "ping"}\n\n'
+
+    def error_response(self, status: int) -> Any:
+        kinds = {401: "authentication_error", 403: "permission_error", 404: "not_found_error", 429: "rate_limit_error",
+                 529: "overloaded_error"}
+        kind = kinds.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        return {"type": "error", "error": {"type": kind, "message": "fake upstream error"}}
+
+
+class GeminiWire:
+    content_type = "text/event-stream"
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.prompt_tokens = 0
+
+    def _chunk(self, obj: dict[str, Any]) -> bytes:
+        return f"data: {_dumps(obj)}\r\n\r\n".encode()  # Gemini frames with CRLF
+
+    def head(self) -> bytes:
+        return b""
+
+    def pieces(self, deltas: Deltas) -> list[bytes]:
+        usage = {"promptTokenCount": self.prompt_tokens, "totalTokenCount": self.prompt_tokens}
+        out = []
+        for reasoning, text in deltas:
+            part: dict[str, Any] = {"text": text, "thought": True} if reasoning else {"text": text}
+            out.append(self._chunk({"candidates": [{"content": {"parts": [part], "role": "model"}, "index": 0}],
+                                    "usageMetadata": usage, "modelVersion": self.model}))
+        return out
+
+    def tail(self, finish_reason: str, usage: tuple[int, int] | None) -> bytes:
+        reason = _GEMINI_FINISH.get(finish_reason, finish_reason)
+        candidate: dict[str, Any] = {"finishReason": reason, "index": 0}
+        if reason in ("STOP", "MAX_TOKENS"):
+            candidate["content"] = {"parts": [{"text": ""}], "role": "model"}
+        chunk: dict[str, Any] = {"candidates": [candidate], "modelVersion": self.model}
+        if usage is not None:
+            chunk["usageMetadata"] = {"promptTokenCount": usage[0], "candidatesTokenCount": usage[1], "totalTokenCount": sum(usage)}
+        return self._chunk(chunk)
+
+    def error_event(self, error_body: Any) -> bytes:
+        default = {"error": {"code": 500, "message": "An internal error has occurred.", "status": "INTERNAL"}}
+        return f"data: {_canned_error(error_body, default)}\r\n\r\n".encode()
+
+    def malformed(self) -> bytes:
+        return b"data: {not json\r\n\r\n"
+
+    def keepalive(self) -> bytes:
+        return b": keep-alive\r\n\r\n"
+
+    def error_response(self, status: int) -> Any:
+        names = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
+                 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+        return {"error": {"code": status, "message": "fake upstream error", "status": names.get(status, "UNKNOWN")}}
+
+
+class OllamaWire:
+    content_type = "application/x-ndjson"
+
+    def __init__(self, model: str) -> None:
+        self.prompt_tokens = 0
+        self._pre = f'{{"model":{json.dumps(model)},"created_at":"2025-01-01T00:00:00Z","message":{{"role":"assistant",'
+
+    def head(self) -> bytes:
+        return b""
+
+    def pieces(self, deltas: Deltas) -> list[bytes]:
+        return [
+            (self._pre + ('"content":"","thinking":' if reasoning else '"content":') + json.dumps(text) + '},"done":false}\n').encode()
+            for reasoning, text in deltas
+        ]
+
+    def tail(self, finish_reason: str, usage: tuple[int, int] | None) -> bytes:
+        counts = f',"prompt_eval_count":{usage[0]},"eval_count":{usage[1]}' if usage is not None else ""
+        return (self._pre + f'"content":""}},"done":true,"done_reason":{json.dumps(finish_reason)}{counts}}}\n').encode()
+
+    def error_event(self, error_body: Any) -> bytes:
+        return f"{_canned_error(error_body, {'error': 'an error was encountered while running the model'})}\n".encode()
+
+    def malformed(self) -> bytes:
+        return b"{not json\n"
+
+    def keepalive(self) -> bytes:
+        return b"\n"  # NDJSON has no comments; a blank line is the nearest thing
+
+    def error_response(self, status: int) -> Any:
+        return {"error": "fake upstream error"}
+
+
+Wire = OpenAIWire | AnthropicWire | GeminiWire | OllamaWire
+
+
+def model_list(path: str, names: list[str], page_token: str) -> dict[str, Any]:
+    """The model-list document for a GET path; Gemini pages by two to exercise pageToken."""
+    if path == "/api/tags":
+        return {"models": [{"name": n, "model": n, "modified_at": "2025-01-01T00:00:00Z", "size": 1} for n in names]}
+    if path == "/v1beta/models":
+        start = int(page_token or 0)
+        page = names[start : start + 2]
+        doc: dict[str, Any] = {"models": [
+            {"name": f"models/{n}", "displayName": n.title(), "inputTokenLimit": 32768,
+             "supportedGenerationMethods": ["generateContent", "countTokens"]} for n in page]}
+        if start + 2 < len(names):
+            doc["nextPageToken"] = str(start + 2)
+        return doc
+    # OpenAI and Anthropic share /v1/models; one superset entry satisfies both readers.
+    data = [{"id": n, "object": "model", "type": "model", "display_name": n.title(), "owned_by": "fake", "created": 0}
+            for n in names]
+    return {"object": "list", "data": data, "has_more": False}
