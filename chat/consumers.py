@@ -1,0 +1,199 @@
+"""The chat WebSocket: authorise, parse, dispatch. Long work runs elsewhere.
+
+Channels handles one socket's frames one at a time, so nothing here waits on a model:
+a `send` saves the message and hands the answer to chat.generation's registry, whose
+task outlives this socket. Frames go out through a per-socket outbox drained by one
+writer task, so a generation never waits on a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from chat import frames
+from chat.access import ModelUnavailable, NotFound, access_conversation, access_message
+from chat.generation import hub, registry
+from chat.serializers import conversation_json, message_json
+from chat.services import Options, Posted, do_post_user_message
+
+log = logging.getLogger(__name__)
+
+# A socket this far behind is closed (the client reconnects and resumes) rather than
+# letting one slow reader grow the server's memory without bound.
+OUTBOX_LIMIT = 2000
+CLOSE_NOT_SIGNED_IN = 4401
+CLOSE_TOO_SLOW = 4408
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        """Accept only a signed-in user (the Origin check happened in asgi.py)."""
+        self.user = self.scope.get("user")
+        if self.user is None or not self.user.is_authenticated:
+            await self.close(code=CLOSE_NOT_SIGNED_IN)
+            return
+        self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.writer = asyncio.create_task(self._drain())
+        await self.accept()
+        hub.subscribe(self.user.id, self.deliver)
+        self.reply({"type": "hello", "protocol": frames.PROTOCOL_VERSION, "user": self.user.get_username()})
+
+    async def disconnect(self, code: int) -> None:
+        """Leave running generations alone: they belong to the server, not to this socket."""
+        if getattr(self, "writer", None) is not None:
+            hub.unsubscribe(self.user.id, self.deliver)
+            self.writer.cancel()
+
+    def deliver(self, text: str) -> None:
+        if self.outbox.qsize() >= OUTBOX_LIMIT:
+            hub.unsubscribe(self.user.id, self.deliver)
+            self.outbox.put_nowait(None)
+            return
+        self.outbox.put_nowait(text)
+
+    def reply(self, frame: dict[str, Any]) -> None:
+        self.deliver(json.dumps(frame, separators=(",", ":")))
+
+    async def _drain(self) -> None:
+        while True:
+            text = await self.outbox.get()
+            if text is None:
+                await self.close(code=CLOSE_TOO_SLOW)
+                return
+            await self.send(text_data=text)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Dispatch one frame; every failure becomes an `error` frame on an open socket."""
+        received_at = time.monotonic()
+        try:
+            command = frames.parse(text_data)
+            if isinstance(command, frames.Send):
+                await self.on_send(command, received_at)
+            elif isinstance(command, frames.Stop):
+                await self.on_stop(command)
+            elif isinstance(command, frames.Resume):
+                await self.on_resume(command)
+            else:
+                self.reply({"type": "pong"})
+        except frames.FrameError as exc:
+            self.reply(exc.frame())
+
+    async def on_send(self, command: frames.Send, received_at: float) -> None:
+        client_id = str(command.client_id)
+        conversation_id = uuid.UUID(command.conversation) if command.conversation else None
+        if conversation_id is not None and not registry.reserve(conversation_id):
+            if await self._is_resend(command):
+                conversation_id = None  # the dedupe path below re-acks it; nothing new starts
+            else:
+                raise frames.FrameError(
+                    "busy", "An answer is still being generated in this conversation. Stop it or wait.", client_id
+                )
+        try:
+            posted = await database_sync_to_async(do_post_user_message)(
+                self.user,
+                client_id=command.client_id,
+                conversation_id=command.conversation,
+                model_id=command.model,
+                content=command.content,
+                options=Options(command.temperature, command.max_tokens, command.top_p, command.system),
+            )
+        except ModelUnavailable:
+            raise frames.FrameError("model_unavailable", "That model is not available to you.", client_id) from None
+        except NotFound:
+            raise frames.FrameError("not_found", "No such conversation.", client_id) from None
+        finally:
+            if conversation_id is not None:
+                registry.release(conversation_id)
+        if posted.duplicate:
+            self._replay(posted)
+            return
+        hub.publish(self.user.id, self._ack(posted, client_id))
+        registry.start(posted, self.user.id, received_at)
+
+    async def _is_resend(self, command: frames.Send) -> bool:
+        from chat.models import Message
+
+        return await Message.objects.filter(
+            client_id=command.client_id, conversation__owner=self.user, conversation_id=command.conversation
+        ).aexists()
+
+    def _ack(self, posted: Posted, client_id: str) -> dict[str, Any]:
+        return {
+            "type": "ack",
+            "client_id": client_id,
+            "conversation": conversation_json(posted.conversation),
+            "message": message_json(posted.user_message),
+        }
+
+    def _replay(self, posted: Posted) -> None:
+        """Answer a resend: the same ack, then the answer as it stands (live if still running)."""
+        self.reply(self._ack(posted, str(posted.user_message.client_id)))
+        if posted.assistant is None:
+            return
+        generation = registry.get_by_message(posted.assistant.id)
+        if generation is not None:
+            self.reply(generation.start_frame())
+            return
+        self.reply({"type": "start", "conversation": str(posted.conversation.id), "message": message_json(posted.assistant)})
+        self.reply(_end_frame_for_saved(posted.assistant))
+
+    async def on_stop(self, command: frames.Stop) -> None:
+        conversation_id = uuid.UUID(command.conversation)
+        if registry.stop(self.user.id, conversation_id):
+            return
+        # Nothing running: still say "not found" for someone else's conversation.
+        try:
+            await database_sync_to_async(access_conversation)(self.user, conversation_id)
+        except NotFound:
+            raise frames.FrameError("not_found", "No such conversation.") from None
+
+    async def on_resume(self, command: frames.Resume) -> None:
+        message_id = uuid.UUID(command.message)
+        generation = registry.get_by_message(message_id)
+        if generation is not None and generation.user_id == self.user.id:
+            catch_up = generation.catch_up(command.after_seq)
+            if catch_up is not None:
+                self.reply(catch_up)
+            if generation.end_frame is not None:
+                self.reply(generation.end_frame)
+            return
+        try:
+            message = await database_sync_to_async(access_message)(self.user, message_id)
+        except NotFound:
+            raise frames.FrameError("not_found", "No such message.") from None
+        # Finished (or orphaned) already: send the saved text and its end.
+        self.reply(
+            {
+                "type": "delta",
+                "conversation": str(message.conversation_id),
+                "message": str(message.id),
+                "seq": message.seq,
+                "text": message.content,
+                "reasoning": message.reasoning,
+                "replace": True,
+            }
+        )
+        self.reply(_end_frame_for_saved(message))
+
+
+def _end_frame_for_saved(message: Any) -> dict[str, Any]:
+    data = message_json(message)
+    return {
+        "type": "end",
+        "conversation": data["conversation"],
+        "message": data["id"],
+        "seq": data["seq"],
+        "status": data["status"],
+        "reason": data["reason"],
+        "usage": data["usage"],
+        "ttft_ms": data["ttft_ms"],
+        "error": data["error"],
+    }

@@ -1,0 +1,62 @@
+"""Encryption at rest for provider secrets.
+
+MultiFernet over PARLEY_ENCRYPTION_KEYS: the first key encrypts, every key decrypts, so
+rotating is "prepend a new key, run `manage.py provider rotate-keys`, drop the old key".
+There is deliberately no plaintext fallback: without a valid key Parley refuses to start.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+KEY_HELP = (
+    "PARLEY_ENCRYPTION_KEYS must hold one or more Fernet keys (comma-separated, newest first). "
+    "Make one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+)
+
+
+def check_keys(keys: list[str]) -> MultiFernet:
+    """Build the cipher or raise ImproperlyConfigured saying exactly what is wrong."""
+    if not keys:
+        raise ImproperlyConfigured("PARLEY_ENCRYPTION_KEYS is not set. " + KEY_HELP)
+    fernets = []
+    for position, key in enumerate(keys, start=1):
+        try:
+            fernets.append(Fernet(key.strip().encode()))
+        except (ValueError, TypeError):
+            # The key itself is never echoed: it is a secret even when malformed.
+            raise ImproperlyConfigured(f"Key {position} in PARLEY_ENCRYPTION_KEYS is malformed. " + KEY_HELP)
+    return MultiFernet(fernets)
+
+
+@functools.cache
+def _cipher() -> MultiFernet:
+    return check_keys(list(settings.PARLEY_ENCRYPTION_KEYS))
+
+
+def encrypt(plaintext: str) -> str:
+    return _cipher().encrypt(plaintext.encode()).decode()
+
+
+def decrypt(token: str) -> str:
+    try:
+        return _cipher().decrypt(token.encode()).decode()
+    except InvalidToken:
+        raise ImproperlyConfigured(
+            "A stored provider secret cannot be decrypted with PARLEY_ENCRYPTION_KEYS "
+            "(was a key removed before `manage.py provider rotate-keys` ran?)."
+        ) from None
+
+
+def rotate(token: str) -> str:
+    """Re-encrypt a token under the newest key."""
+    return _cipher().rotate(token.encode()).decode()
+
+
+def reset_cache() -> None:
+    """For tests that change the keys."""
+    _cipher.cache_clear()

@@ -1,0 +1,367 @@
+"""Answers being generated: owned by the server process, not by the socket that asked.
+
+A Generation is one asyncio task reading one provider stream. It coalesces deltas into
+frames (the first at once, later ones per PARLEY_COALESCE_MS window), keeps every frame
+so any socket can catch up from a sequence number, checkpoints partial text on a bounded
+interval, and always ends by writing a truthful final state — complete, incomplete with
+a reason, or error — before it announces `end`. Closing a socket does not stop it; only
+`stop` (from any of the user's sockets) or a server shutdown does.
+
+Frames reach sockets through the Hub, which fans a frame (serialised once) out to every
+socket of the user. Delivery never blocks a generation: each socket has its own outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from chat.models import Reason, Status
+from chat.serializers import message_json
+from chat.services import Outcome, Posted, do_checkpoint, do_finish_message
+from providers import registry as provider_registry
+from providers.base import Done, ErrorKind, FinishReason, ProviderError, ReasoningDelta, TextDelta, Usage
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[str], None]
+
+
+class Hub:
+    """Per-user fan-out of serialised frames to that user's open sockets."""
+
+    def __init__(self) -> None:
+        self._sockets: dict[int, set[Deliver]] = {}
+
+    def subscribe(self, user_id: int, deliver: Deliver) -> None:
+        self._sockets.setdefault(user_id, set()).add(deliver)
+
+    def unsubscribe(self, user_id: int, deliver: Deliver) -> None:
+        sockets = self._sockets.get(user_id)
+        if sockets is not None:
+            sockets.discard(deliver)
+            if not sockets:
+                del self._sockets[user_id]
+
+    def publish(self, user_id: int, frame: dict[str, Any]) -> None:
+        sockets = self._sockets.get(user_id)
+        if sockets:
+            text = json.dumps(frame, separators=(",", ":"))
+            for deliver in tuple(sockets):
+                deliver(text)
+
+    def socket_count(self) -> int:
+        return sum(len(s) for s in self._sockets.values())
+
+
+_FINISH_TO_REASON = {
+    FinishReason.STOP: Reason.STOP,
+    FinishReason.LENGTH: Reason.LENGTH,
+    FinishReason.CONTENT_FILTER: Reason.CONTENT_FILTER,
+    FinishReason.TOOL_CALLS: Reason.STOP,
+    FinishReason.OTHER: Reason.STOP,
+}
+
+
+class Generation:
+    def __init__(self, posted: Posted, user_id: int, hub: Hub, received_at: float) -> None:
+        assert posted.assistant is not None and posted.target is not None and posted.request is not None
+        self.posted = posted
+        self.message_id: uuid.UUID = posted.assistant.id
+        self.conversation_id: uuid.UUID = posted.conversation.id
+        self.user_id = user_id
+        self.hub = hub
+        self.received_at = received_at
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.frames: list[dict[str, Any]] = []
+        self._pending_text: list[str] = []
+        self._pending_reasoning: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._window = settings.PARLEY_COALESCE_MS / 1000
+        self._checkpoint_every = settings.PARLEY_CHECKPOINT_SECONDS
+        self._checkpoint_chars = settings.PARLEY_CHECKPOINT_CHARS
+        self._last_checkpoint = time.monotonic()
+        self._chars_since_checkpoint = 0
+        self._checkpoint_task: asyncio.Task[None] | None = None
+        self.first_token_at: float | None = None
+        self.usage = Usage()
+        self.cancel_reason = Reason.STOPPED
+        self.end_frame: dict[str, Any] | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    # --- frames -----------------------------------------------------------------------
+    @property
+    def seq(self) -> int:
+        return len(self.frames)
+
+    def start_frame(self) -> dict[str, Any]:
+        assert self.posted.assistant is not None
+        message = message_json(self.posted.assistant)
+        message["content"] = "".join(self.text)
+        message["reasoning"] = "".join(self.reasoning)
+        message["seq"] = self.seq
+        return {"type": "start", "conversation": str(self.conversation_id), "message": message}
+
+    def catch_up(self, after_seq: int) -> dict[str, Any] | None:
+        """One delta with everything after `after_seq`, or None if nothing was missed."""
+        missed = self.frames[max(after_seq, 0) :]
+        if not missed:
+            return None
+        frame: dict[str, Any] = {
+            "type": "delta",
+            "conversation": str(self.conversation_id),
+            "message": str(self.message_id),
+            "seq": self.seq,
+            "text": "".join(f.get("text", "") for f in missed),
+        }
+        reasoning = "".join(f.get("reasoning", "") for f in missed)
+        if reasoning:
+            frame["reasoning"] = reasoning
+        return frame
+
+    def _add(self, text: str = "", reasoning: str = "") -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.monotonic()
+        if text:
+            self.text.append(text)
+            self._pending_text.append(text)
+        if reasoning:
+            self.reasoning.append(reasoning)
+            self._pending_reasoning.append(reasoning)
+        self._chars_since_checkpoint += len(text) + len(reasoning)
+        if not self.frames:
+            self._flush()  # the first token goes out at once
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._window, self._flush)
+
+    def _flush(self) -> None:
+        self._timer = None
+        if not (self._pending_text or self._pending_reasoning):
+            return
+        frame: dict[str, Any] = {
+            "type": "delta",
+            "conversation": str(self.conversation_id),
+            "message": str(self.message_id),
+            "seq": self.seq + 1,
+            "text": "".join(self._pending_text),
+        }
+        if self._pending_reasoning:
+            frame["reasoning"] = "".join(self._pending_reasoning)
+        self._pending_text.clear()
+        self._pending_reasoning.clear()
+        self.frames.append(frame)
+        self.hub.publish(self.user_id, frame)
+        self._maybe_checkpoint()
+
+    def _maybe_checkpoint(self) -> None:
+        due = (
+            time.monotonic() - self._last_checkpoint >= self._checkpoint_every
+            or self._chars_since_checkpoint >= self._checkpoint_chars
+        )
+        if not due or (self._checkpoint_task is not None and not self._checkpoint_task.done()):
+            return
+        self._last_checkpoint = time.monotonic()
+        self._chars_since_checkpoint = 0
+        self._checkpoint_task = asyncio.create_task(self._checkpoint("".join(self.text), "".join(self.reasoning), self.seq))
+
+    async def _checkpoint(self, content: str, reasoning: str, seq: int) -> None:
+        try:
+            await database_sync_to_async(do_checkpoint)(self.message_id, content, reasoning, seq)
+        except Exception:
+            # A missed checkpoint only widens what a crash could lose; the final write retries.
+            log.exception("checkpoint of message %s failed", self.message_id)
+
+    # --- the task ---------------------------------------------------------------------
+    async def run(self) -> None:
+        assert self.posted.target is not None and self.posted.request is not None
+        done: Done | None = None
+        error: ProviderError | None = None
+        cancelled = False
+        try:
+            events = provider_registry.stream(self.posted.family, self.posted.target, self.posted.request)
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    if isinstance(event, TextDelta):
+                        self._add(text=event.text)
+                    elif isinstance(event, ReasoningDelta):
+                        self._add(reasoning=event.text)
+                    elif isinstance(event, Usage):
+                        self.usage = Usage(
+                            event.input_tokens if event.input_tokens is not None else self.usage.input_tokens,
+                            event.output_tokens if event.output_tokens is not None else self.usage.output_tokens,
+                        )
+                    elif isinstance(event, Done):
+                        done = event
+        except asyncio.CancelledError:
+            cancelled = True
+        except ProviderError as exc:
+            error = exc
+        except Exception:
+            error = ProviderError(
+                ErrorKind.UNAVAILABLE, "Something went wrong while generating this answer."
+            )
+            log.exception("generation of message %s failed, ref=%s", self.message_id, error.ref)
+        await self._finish(done, error, cancelled)
+
+    def _outcome(self, done: Done | None, error: ProviderError | None, cancelled: bool) -> Outcome:
+        content, reasoning = "".join(self.text), "".join(self.reasoning)
+        ttft = None
+        if self.first_token_at is not None:
+            ttft = round((self.first_token_at - self.received_at) * 1000)
+        outcome = Outcome(
+            status=Status.COMPLETE,
+            reason=Reason.STOP,
+            content=content,
+            reasoning=reasoning,
+            seq=self.seq,
+            input_tokens=self.usage.input_tokens,
+            output_tokens=self.usage.output_tokens,
+            ttft_ms=ttft,
+        )
+        if cancelled:
+            outcome.status, outcome.reason = Status.INCOMPLETE, self.cancel_reason
+        elif error is None and done is None:
+            error = ProviderError(ErrorKind.INCOMPLETE)
+        elif error is None and done is not None:
+            outcome.reason = _FINISH_TO_REASON[done.finish_reason]
+            if done.finish_reason == FinishReason.CONTENT_FILTER:
+                outcome.error_kind = "content_filter"
+                outcome.error_message = done.detail or "The provider's content filter ended this answer."
+            elif not content and not reasoning:
+                # A model that says nothing is a failure the user should see, not an empty bubble.
+                error = ProviderError(
+                    ErrorKind.UNAVAILABLE, "The model returned an empty answer."
+                )
+        if error is not None:
+            target = self.posted.target
+            log.warning(
+                "provider error ref=%s provider=%s kind=%s status=%s detail=%s",
+                error.ref,
+                target.name if target else "?",
+                error.kind.value,
+                error.status,
+                error.detail,
+            )
+            outcome.status = Status.INCOMPLETE if content else Status.ERROR
+            outcome.reason = Reason.ERROR
+            outcome.error_kind, outcome.error_message, outcome.error_ref = error.kind.value, error.message, error.ref
+        return outcome
+
+    async def _finish(self, done: Done | None, error: ProviderError | None, cancelled: bool) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._flush()
+        outcome = self._outcome(done, error, cancelled)
+        save = asyncio.ensure_future(
+            database_sync_to_async(do_finish_message)(self.message_id, self.conversation_id, outcome)
+        )
+        while not save.done():
+            # A Stop or shutdown arriving now must not lose the final write: wait it out.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(save)
+        try:
+            save.result()
+        except Exception:
+            ref = secrets.token_hex(4)
+            log.exception("could not save message %s, ref=%s", self.message_id, ref)
+            outcome.status, outcome.reason = Status.ERROR, Reason.ERROR
+            outcome.error_kind, outcome.error_ref = "unavailable", ref
+            outcome.error_message = "Parley could not save this answer. Try again."
+        self.end_frame = {
+            "type": "end",
+            "conversation": str(self.conversation_id),
+            "message": str(self.message_id),
+            "seq": self.seq,
+            "status": outcome.status,
+            "reason": outcome.reason,
+            "usage": {"input_tokens": outcome.input_tokens, "output_tokens": outcome.output_tokens},
+            "ttft_ms": outcome.ttft_ms,
+            "error": (
+                {"kind": outcome.error_kind, "message": outcome.error_message, "ref": outcome.error_ref}
+                if outcome.error_kind
+                else None
+            ),
+        }
+        self.hub.publish(self.user_id, self.end_frame)
+
+
+class Registry:
+    """The process's running generations, by conversation and by message."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self._by_conversation: dict[uuid.UUID, Generation] = {}
+        self._by_message: dict[uuid.UUID, Generation] = {}
+        self._reserved: set[uuid.UUID] = set()
+
+    def active_count(self) -> int:
+        return len(self._by_message)
+
+    def is_busy(self, conversation_id: uuid.UUID) -> bool:
+        return conversation_id in self._by_conversation or conversation_id in self._reserved
+
+    def reserve(self, conversation_id: uuid.UUID) -> bool:
+        """Claim a conversation before the database write, so two sends cannot both start."""
+        if self.is_busy(conversation_id):
+            return False
+        self._reserved.add(conversation_id)
+        return True
+
+    def release(self, conversation_id: uuid.UUID) -> None:
+        self._reserved.discard(conversation_id)
+
+    def get_by_message(self, message_id: uuid.UUID) -> Generation | None:
+        return self._by_message.get(message_id)
+
+    def get_by_conversation(self, conversation_id: uuid.UUID) -> Generation | None:
+        return self._by_conversation.get(conversation_id)
+
+    def start(self, posted: Posted, user_id: int, received_at: float) -> Generation:
+        generation = Generation(posted, user_id, self.hub, received_at)
+        self._reserved.discard(generation.conversation_id)
+        self._by_conversation[generation.conversation_id] = generation
+        self._by_message[generation.message_id] = generation
+        self.hub.publish(user_id, generation.start_frame())
+        generation.task = asyncio.create_task(self._run(generation), name=f"generation-{generation.message_id}")
+        return generation
+
+    async def _run(self, generation: Generation) -> None:
+        try:
+            await generation.run()
+        finally:
+            self._by_conversation.pop(generation.conversation_id, None)
+            self._by_message.pop(generation.message_id, None)
+
+    def stop(self, user_id: int, conversation_id: uuid.UUID, reason: str = Reason.STOPPED) -> bool:
+        generation = self._by_conversation.get(conversation_id)
+        if generation is None or generation.user_id != user_id or generation.task is None:
+            return False
+        generation.cancel_reason = Reason(reason)
+        generation.task.cancel()
+        return True
+
+    async def shutdown(self, grace: float = 5.0) -> None:
+        """Save every running answer as incomplete (server_restart) within `grace` seconds."""
+        tasks = []
+        for generation in list(self._by_message.values()):
+            if generation.task is not None:
+                generation.cancel_reason = Reason.SERVER_RESTART
+                generation.task.cancel()
+                tasks.append(generation.task)
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+
+
+hub = Hub()
+registry = Registry(hub)

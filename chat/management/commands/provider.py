@@ -1,0 +1,155 @@
+"""Scripted provider set-up: `manage.py provider add|list|model|remove|rotate-keys`.
+
+Keys never go on the command line (they would show in `ps` and shell history): pass the
+name of an environment variable with --api-key-env, or pipe the key in with --api-key-stdin.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from chat import crypto
+from chat.models import ChatModel, Family, Provider
+
+
+def _presets() -> dict[str, Any]:
+    from providers.presets import PRESETS
+
+    return dict(PRESETS)
+
+
+class Command(BaseCommand):
+    help = "Add, list and remove model providers and their models."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+
+        add = sub.add_parser("add", help="Add or update a provider.")
+        add.add_argument("name")
+        add.add_argument("--kind", "--family", dest="family", choices=[f.value for f in Family])
+        add.add_argument("--preset", default="", help="A preset name (see `provider presets`).")
+        add.add_argument("--base-url", default="")
+        add.add_argument("--label", default="")
+        key = add.add_mutually_exclusive_group()
+        key.add_argument("--api-key-env", default="", help="Read the key from this environment variable at call time.")
+        key.add_argument("--api-key-stdin", action="store_true", help="Read the key from standard input and store it encrypted.")
+        add.add_argument("--header", action="append", default=[], metavar="NAME=VALUE", help="An extra request header.")
+        add.add_argument("--model", action="append", default=[], metavar="ID[=DISPLAY NAME]", help="A model to enable.")
+        add.add_argument("--default", dest="default_model", default="", metavar="ID", help="Make this model the default.")
+        add.add_argument("--disabled", action="store_true")
+
+        model = sub.add_parser("model", help="Add or change one model of a provider.")
+        model.add_argument("name")
+        model.add_argument("model_id")
+        model.add_argument("--display-name", default="")
+        model.add_argument("--default", action="store_true")
+        model.add_argument("--disable", action="store_true")
+
+        sub.add_parser("list", help="List providers and their models.")
+        sub.add_parser("presets", help="List the presets.")
+        remove = sub.add_parser("remove", help="Remove a provider and its models.")
+        remove.add_argument("name")
+        sub.add_parser("rotate-keys", help="Re-encrypt stored secrets under the newest PARLEY_ENCRYPTION_KEYS key.")
+
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
+        getattr(self, "do_" + action.replace("-", "_"))(**options)
+
+    def do_add(self, name: str, family: str | None, preset: str, base_url: str, label: str, api_key_env: str,
+               api_key_stdin: bool, header: list[str], model: list[str], default_model: str, disabled: bool,
+               **_: Any) -> None:
+        presets = _presets()
+        if preset and preset not in presets:
+            raise CommandError(f"Unknown preset {preset!r}. Known: {', '.join(sorted(presets))}.")
+        chosen = presets.get(preset)
+        family = family or (chosen.family if chosen else None)
+        base_url = base_url or (chosen.base_url if chosen else "")
+        if not family:
+            raise CommandError("Give --kind (openai, anthropic, gemini, ollama) or a --preset.")
+        if not base_url:
+            raise CommandError("Give --base-url (this preset has no default).")
+        headers = {}
+        for item in header:
+            hname, sep, value = item.partition("=")
+            if not sep or not hname.strip():
+                raise CommandError(f"--header must look like NAME=VALUE, got {hname!r}.")
+            headers[hname.strip()] = value.strip()
+        key = sys.stdin.readline().strip() if api_key_stdin else None
+        if api_key_stdin and not key:
+            raise CommandError("--api-key-stdin was given but standard input was empty.")
+        with transaction.atomic():
+            provider, created = Provider.objects.get_or_create(name=name, defaults={"base_url": base_url})
+            provider.family, provider.preset, provider.base_url = family, preset, base_url
+            provider.label = label or provider.label or (chosen.label if chosen else "")
+            provider.enabled = not disabled
+            if api_key_env:
+                provider.api_key_env = api_key_env
+                provider.set_api_key("")
+            elif key:
+                provider.api_key_env = ""
+                provider.set_api_key(key)
+            if headers:
+                provider.set_extra_headers(headers)
+            provider.full_clean(exclude=["api_key_encrypted", "extra_headers_encrypted"])
+            provider.save()
+            for item in model:
+                model_id, _, display = item.partition("=")
+                self._upsert_model(provider, model_id.strip(), display.strip(), default=model_id == default_model)
+            if default_model and not any(m.partition("=")[0] == default_model for m in model):
+                self._upsert_model(provider, default_model, "", default=True)
+        self.stdout.write(f"{'Added' if created else 'Updated'} provider {name} ({family}, {base_url}).")
+
+    def _upsert_model(self, provider: Provider, model_id: str, display: str, default: bool, enabled: bool = True) -> None:
+        if not model_id:
+            raise CommandError("A model id cannot be empty.")
+        entry, _ = ChatModel.objects.get_or_create(provider=provider, model_id=model_id)
+        if display:
+            entry.display_name = display
+        entry.enabled = enabled
+        if default:
+            ChatModel.objects.filter(is_default=True).update(is_default=False)
+            entry.is_default = True
+        entry.save()
+
+    def do_model(self, name: str, model_id: str, display_name: str, default: bool, disable: bool, **_: Any) -> None:
+        provider = self._get(name)
+        self._upsert_model(provider, model_id, display_name, default=default, enabled=not disable)
+        self.stdout.write(f"Model {model_id} on {name}: {'disabled' if disable else 'enabled'}.")
+
+    def do_list(self, **_: Any) -> None:
+        for p in Provider.objects.prefetch_related("models"):
+            key = f"env ${p.api_key_env}" if p.api_key_env else ("key stored" if p.api_key_encrypted else "no key")
+            state = "enabled" if p.enabled else "disabled"
+            self.stdout.write(f"{p.name}  {p.family}  {p.base_url}  {key}  {state}")
+            for m in p.models.all():
+                flags = " ".join(f for f, on in (("default", m.is_default), ("disabled", not m.enabled)) if on)
+                self.stdout.write(f"    {m.model_id}  {m.display_name}  {flags}".rstrip())
+
+    def do_presets(self, **_: Any) -> None:
+        for key, preset in sorted(_presets().items()):
+            self.stdout.write(f"{key:16} {preset.family:10} {preset.base_url or '(you give --base-url)'}")
+
+    def do_remove(self, name: str, **_: Any) -> None:
+        self._get(name).delete()
+        self.stdout.write(f"Removed provider {name}.")
+
+    def do_rotate_keys(self, **_: Any) -> None:
+        count = 0
+        with transaction.atomic():
+            for p in Provider.objects.select_for_update():
+                if p.api_key_encrypted:
+                    p.api_key_encrypted = crypto.rotate(p.api_key_encrypted)
+                if p.extra_headers_encrypted:
+                    p.extra_headers_encrypted = crypto.rotate(p.extra_headers_encrypted)
+                p.save(update_fields=["api_key_encrypted", "extra_headers_encrypted"])
+                count += 1
+        self.stdout.write(f"Re-encrypted the secrets of {count} provider(s) under the newest key.")
+
+    def _get(self, name: str) -> Provider:
+        try:
+            return Provider.objects.get(name=name)
+        except Provider.DoesNotExist:
+            raise CommandError(f"No provider named {name!r}. See `manage.py provider list`.") from None

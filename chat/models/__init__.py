@@ -1,0 +1,6 @@
+"""Parley's tables: the provider catalogue admins manage, and users' conversations."""
+
+from chat.models.catalog import ChatModel, Family, Provider
+from chat.models.conversations import Conversation, Message, Reason, Role, Status
+
+__all__ = ["ChatModel", "Conversation", "Family", "Message", "Provider", "Reason", "Role", "Status"]

@@ -1,0 +1,120 @@
+"""Providers (where to call, with which key) and the models users may pick.
+
+Keys are stored encrypted (chat.crypto) and only ever decrypted into a
+providers.base.Target on the server, for one request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+
+from django.contrib.auth.models import Group
+from django.db import models
+
+from chat import crypto
+from providers.base import Target
+
+
+class Family(models.TextChoices):
+    OPENAI = "openai", "OpenAI-compatible Chat Completions"
+    ANTHROPIC = "anthropic", "Anthropic Messages API"
+    GEMINI = "gemini", "Google Gemini API"
+    OLLAMA = "ollama", "Ollama native API"
+
+
+class Provider(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.SlugField(max_length=64, unique=True, help_text="Short name used by `manage.py provider`.")
+    label = models.CharField(max_length=100, blank=True, help_text="What users see in the model picker.")
+    family = models.CharField(max_length=20, choices=Family.choices, default=Family.OPENAI)
+    preset = models.CharField(max_length=40, blank=True)
+    base_url = models.URLField(max_length=500)
+    # Fernet token; never shown. api_key_hint keeps the last four characters for admins.
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    api_key_hint = models.CharField(max_length=8, blank=True, editable=False)
+    api_key_env = models.CharField(
+        max_length=100, blank=True, help_text="Read the key from this environment variable instead."
+    )
+    # Encrypted JSON object: gateways sometimes put credentials in custom headers.
+    extra_headers_encrypted = models.TextField(blank=True, editable=False)
+    connect_timeout = models.FloatField(default=10.0)
+    read_timeout = models.FloatField(default=120.0, help_text="Longest silence mid-answer, in seconds.")
+    first_token_timeout = models.FloatField(default=120.0)
+    enabled = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.label or self.name
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
+
+    def set_api_key(self, key: str) -> None:
+        key = key.strip()
+        self.api_key_encrypted = crypto.encrypt(key) if key else ""
+        self.api_key_hint = key[-4:] if len(key) >= 12 else ""
+
+    def set_extra_headers(self, headers: dict[str, str]) -> None:
+        self.extra_headers_encrypted = crypto.encrypt(json.dumps(headers)) if headers else ""
+
+    def extra_headers(self) -> dict[str, str]:
+        if not self.extra_headers_encrypted:
+            return {}
+        return dict(json.loads(crypto.decrypt(self.extra_headers_encrypted)))
+
+    def api_key(self) -> str:
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env, "")
+        return crypto.decrypt(self.api_key_encrypted) if self.api_key_encrypted else ""
+
+    def target(self) -> Target:
+        """Everything an adapter needs for one call, secrets included (server memory only)."""
+        from providers.presets import PRESETS  # data only; imported late to keep model import light
+
+        preset = PRESETS.get(self.preset)
+        return Target(
+            base_url=self.base_url.rstrip("/"),
+            api_key=self.api_key(),
+            headers=self.extra_headers(),
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            first_token_timeout=self.first_token_timeout,
+            quirks=dict(preset.quirks) if preset else {},
+            name=self.name,
+        )
+
+
+class ChatModel(models.Model):
+    """One model users may pick. Only models listed (and enabled) here can be called."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="models")
+    model_id = models.CharField(max_length=200, help_text="The provider's own model name.")
+    display_name = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=True)
+    is_default = models.BooleanField(default=False)
+    groups = models.ManyToManyField(
+        Group, blank=True, help_text="Only these groups may use the model; none means everyone."
+    )
+    context_window = models.PositiveIntegerField(null=True, blank=True)
+    price_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    price_output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["provider__name", "display_name", "model_id"]
+        constraints = [models.UniqueConstraint(fields=["provider", "model_id"], name="unique_model_per_provider")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def name(self) -> str:
+        return self.display_name or self.model_id

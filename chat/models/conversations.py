@@ -1,0 +1,93 @@
+"""Conversations and their messages. Public ids are UUIDs; writes live in chat.services."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from chat.models.catalog import ChatModel
+
+
+class Role(models.TextChoices):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+
+
+class Status(models.TextChoices):
+    STREAMING = "streaming"
+    COMPLETE = "complete"
+    INCOMPLETE = "incomplete"  # some text was kept; `reason` says why it ended early
+    ERROR = "error"  # nothing usable arrived
+
+
+class Reason(models.TextChoices):
+    STOP = "stop"
+    LENGTH = "length"
+    CONTENT_FILTER = "content_filter"
+    STOPPED = "stopped"
+    ERROR = "error"
+    SERVER_RESTART = "server_restart"
+
+
+class Conversation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
+    title = models.CharField(max_length=200, blank=True)
+    model = models.ForeignKey(ChatModel, null=True, blank=True, on_delete=models.SET_NULL)
+    system_prompt = models.TextField(blank=True)
+    # The client id of the send that created it: a resend after a lost ack finds it again.
+    client_id = models.UUIDField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated"]
+        indexes = [models.Index(fields=["owner", "-updated"], name="conv_owner_updated")]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "client_id"], name="unique_conversation_client_id")
+        ]
+
+    def __str__(self) -> str:
+        return self.title or str(self.id)
+
+
+class Message(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    # The message this one answers or follows; branches (regenerate, edit) share a parent.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    content = models.TextField(blank=True)
+    reasoning = models.TextField(blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.COMPLETE)
+    reason = models.CharField(max_length=20, choices=Reason.choices, blank=True)
+    model = models.ForeignKey(ChatModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # A snapshot: the answer keeps saying which model wrote it after the catalogue changes.
+    model_name = models.CharField(max_length=200, blank=True)
+    client_id = models.UUIDField(null=True, blank=True)
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    error_kind = models.CharField(max_length=20, blank=True)
+    error_message = models.CharField(max_length=500, blank=True)
+    error_ref = models.CharField(max_length=16, blank=True)
+    # Delta frames already folded into `content` (for resuming a stream after a checkpoint).
+    seq = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created"]
+        indexes = [
+            models.Index(fields=["conversation", "created"], name="msg_conversation_created"),
+            models.Index(fields=["status"], name="msg_status"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "client_id"], name="unique_message_client_id")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:40]}"

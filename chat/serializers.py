@@ -1,0 +1,47 @@
+"""The JSON shapes of conversations and messages, shared by the socket and the HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chat.models import ChatModel, Conversation, Message
+
+
+def conversation_json(c: Conversation) -> dict[str, Any]:
+    return {
+        "id": str(c.id),
+        "title": c.title,
+        "model": str(c.model_id) if c.model_id else None,
+        "updated": c.updated.isoformat(),
+    }
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    usage = None
+    if m.input_tokens is not None or m.output_tokens is not None:
+        usage = {"input_tokens": m.input_tokens, "output_tokens": m.output_tokens}
+    error = None
+    if m.error_kind:
+        error = {"kind": m.error_kind, "message": m.error_message, "ref": m.error_ref}
+    return {
+        "id": str(m.id),
+        "conversation": str(m.conversation_id),
+        "parent": str(m.parent_id) if m.parent_id else None,
+        "role": m.role,
+        "content": m.content,
+        "reasoning": m.reasoning,
+        "status": m.status,
+        "reason": m.reason,
+        "model": m.model_name,
+        "usage": usage,
+        "ttft_ms": m.ttft_ms,
+        "created": m.created.isoformat(),
+        "seq": m.seq,
+        "error": error,
+        "client_id": str(m.client_id) if m.client_id else None,
+    }
+
+
+def model_json(m: ChatModel) -> dict[str, Any]:
+    # Only what a user needs to pick a model: never a URL, header or key.
+    return {"id": str(m.id), "name": m.name, "provider": m.provider.display_name, "default": m.is_default}

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from chat import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("chat/", views.chat_page, name="chat"),
+    path("chat/<uuid:conversation_id>/", views.chat_page, name="conversation"),
+    path("api/conversations/", views.api_conversations, name="api-conversations"),
+    path("api/conversations/<uuid:conversation_id>/", views.api_conversation, name="api-conversation"),
+]
