@@ -1,0 +1,200 @@
+// @ts-check
+/**
+ * The chat page's wiring: reads #parley-data, shows a conversation, sends messages and follows
+ * their answers, switches conversations without reloading. Answers keep streaming while another
+ * conversation is on screen: `live` holds their views, so coming back shows them where they are.
+ */
+import { Announcer, MessageList, MessageView } from "./render.js";
+import { ChatSocket } from "./socket.js";
+import { postMessage, serverAnswer } from "./server.js";
+import { ModelPicker } from "./models.js";
+import { Sidebar, conversationUrl } from "./sidebar.js";
+import { getJson } from "./http.js";
+import { ConnectionNotice } from "./connection.js";
+
+/** @typedef {import("./events.js").PageData} PageData */
+/** @typedef {import("./events.js").Message} Message */
+/** @typedef {import("./events.js").Conversation} Conversation */
+
+const NEW_CHAT_URL = "/chat/";
+
+/** @template {HTMLElement} T @param {string} id @returns {T} */
+const byId = (id) => /** @type {T} */ (document.getElementById(id));
+
+/** @type {PageData} */
+const data = JSON.parse(byId("parley-data").textContent ?? "{}");
+const prompt = /** @type {HTMLTextAreaElement} */ (byId("prompt"));
+const sendButton = /** @type {HTMLButtonElement} */ (byId("send"));
+const stopButton = /** @type {HTMLButtonElement} */ (byId("stop"));
+const emptyNote = byId("empty");
+
+const socket = new ChatSocket(data.ws_path, data.protocol);
+new ConnectionNotice(byId("connection"), socket);
+const messages = new MessageList(byId("messages"), new Announcer(byId("announcer")));
+const picker = new ModelPicker(/** @type {HTMLSelectElement} */ (byId("model")), data.models);
+const sidebar = new Sidebar(/** @type {HTMLUListElement} */ (byId("conversations")),
+  /** @type {HTMLButtonElement} */ (byId("load-more")), data.next, (id) => open(id, true));
+
+/** @type {Conversation | null} */
+let current = null;
+let sending = false;
+/** Answers being followed, by assistant message id. @type {Map<string, {view: MessageView, conversation: string, stop: AbortController}>} */
+const live = new Map();
+/** Guards against a slow fetch overwriting a conversation opened after it. */
+let opening = 0;
+
+/** @param {Conversation | null} conversation @param {Message[]} list */
+function show(conversation, list) {
+  current = conversation;
+  const views = list.map((m) => live.get(m.id)?.view ?? new MessageView(m));
+  messages.show(views);
+  for (const view of views) {
+    if (view.data.status === "streaming" && !live.has(view.data.id) && conversation) {
+      follow(conversation.id, view, view.data.seq ?? 0, true);
+    }
+  }
+  sidebar.setActive(conversation?.id ?? null);
+  if (!conversation) picker.reset();
+  else picker.choose(conversation.model);
+  document.title = conversation ? `${conversation.title || "Untitled"} · Parley` : "Parley";
+  refreshComposer();
+}
+
+/** @param {string} id @param {boolean} push */
+async function open(id, push) {
+  const ticket = ++opening;
+  closeSidebar();
+  try {
+    const page = await getJson(`/api/conversations/${encodeURIComponent(id)}/`);
+    if (ticket !== opening) return;
+    show(page.conversation, page.messages);
+    if (push) history.pushState(null, "", conversationUrl(id));
+  } catch {
+    // Signed out, gone, or offline: let the server's own page say which.
+    location.assign(conversationUrl(id));
+  }
+}
+
+/** @param {boolean} push */
+function newChat(push) {
+  opening++;
+  closeSidebar();
+  show(null, []);
+  if (push) history.pushState(null, "", NEW_CHAT_URL);
+  prompt.focus();
+}
+
+/**
+ * Draw an answer's events as they come, from whichever source yields them.
+ * @param {string} conversation @param {MessageView} view @param {number} seq @param {boolean} resume
+ */
+async function follow(conversation, view, seq, resume) {
+  const stop = new AbortController();
+  const id = view.data.id;
+  live.set(id, { view, conversation, stop });
+  refreshComposer();
+  try {
+    const answer = { conversation, message: id, seq, resume };
+    for await (const event of serverAnswer(socket, answer, stop.signal)) messages.apply(view, event);
+  } finally {
+    live.delete(id);
+    refreshComposer();
+  }
+}
+
+function answerOnScreen() {
+  return [...live.values()].find((a) => a.conversation === current?.id);
+}
+
+/** @param {string} content */
+async function send(content) {
+  if (!content.trim() || sending || answerOnScreen() || !picker.value) return;
+  sending = true;
+  const startedIn = current;
+  const mine = new MessageView({ id: "", role: "user", content, status: "sending" });
+  messages.add(mine);
+  refreshComposer();
+  try {
+    const request = { conversation: current?.id ?? null, model: picker.value, content };
+    const { conversation, message } = await postMessage(socket, request, (assistant) => {
+      const view = new MessageView(assistant);
+      if (current?.id === conversation.id) messages.add(view);
+      follow(conversation.id, view, assistant.seq ?? 0, false);
+    }, () => current?.id === conversation.id && open(conversation.id, false));
+    mine.update(message);
+    messages.changed(mine);
+    sidebar.upsert(conversation);
+    if (startedIn === null && current === null) {
+      current = conversation;
+      sidebar.setActive(conversation.id);
+      document.title = `${conversation.title || "Untitled"} · Parley`;
+      history.pushState(null, "", conversationUrl(conversation.id));
+    }
+  } catch (error) {
+    const text = error instanceof Error ? error.message : String(error);
+    mine.update({ status: "error", error: { kind: "refused", message: text } });
+    messages.changed(mine);
+    if (!prompt.value) prompt.value = content; // nothing typed is lost
+  } finally {
+    sending = false;
+    refreshComposer();
+  }
+}
+
+function refreshComposer() {
+  const answering = Boolean(answerOnScreen());
+  stopButton.hidden = !answering;
+  sendButton.disabled = sending || answering || data.models.length === 0;
+  emptyNote.hidden = messages.container.childElementCount > 0;
+}
+
+function submit() {
+  const content = prompt.value;
+  if (!content.trim() || sendButton.disabled) return;
+  prompt.value = "";
+  send(content);
+}
+
+function stop() {
+  answerOnScreen()?.stop.abort();
+}
+
+function closeSidebar() {
+  document.body.classList.remove("sidebar-open");
+  byId("sidebar-toggle").setAttribute("aria-expanded", "false");
+}
+
+function wire() {
+  byId("composer").addEventListener("submit", (e) => { e.preventDefault(); submit(); });
+  prompt.addEventListener("keydown", (e) => {
+    // isComposing: Enter also confirms an IME composition (Japanese, Chinese...), not a send.
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && answerOnScreen()) { e.preventDefault(); stop(); }
+  });
+  stopButton.addEventListener("click", stop);
+  byId("new-chat").addEventListener("click", (e) => {
+    if (e.metaKey || e.ctrlKey || e.shiftKey) return;
+    e.preventDefault();
+    newChat(true);
+  });
+  byId("messages").addEventListener("click", (e) => {
+    if (e.target instanceof Element && e.target.closest("button.continue")) send("Continue");
+  });
+  const toggle = byId("sidebar-toggle");
+  toggle.addEventListener("click", () => {
+    const isOpen = document.body.classList.toggle("sidebar-open");
+    toggle.setAttribute("aria-expanded", String(isOpen));
+  });
+  addEventListener("popstate", () => {
+    const id = /^\/chat\/([0-9a-f-]{36})\/$/.exec(location.pathname)?.[1];
+    if (id) open(id, false);
+    else newChat(false);
+  });
+}
+
+wire();
+sidebar.append(data.conversations);
+show(data.conversation, data.messages);
+if (data.models.length === 0) prompt.disabled = true;

@@ -1,0 +1,69 @@
+// @ts-check
+/**
+ * The small closed set of shapes that cross the front end: protocol v1 message objects and the
+ * events every message source yields. The server socket (server.js) and, later, in-browser
+ * engines produce the same AnswerEvents, so render.js never knows where tokens came from.
+ * This module holds types only; it exports nothing at run time.
+ */
+
+/**
+ * "sending" is the page's own: a user message not yet acked by the server.
+ * @typedef {"sending" | "streaming" | "complete" | "incomplete" | "error"} MessageStatus
+ * @typedef {"stop" | "length" | "content_filter" | "stopped" | "error" | "server_restart"} EndReason
+ * @typedef {{input_tokens?: number, output_tokens?: number}} Usage
+ * @typedef {{kind: string, message: string, ref?: string}} AnswerError
+ */
+
+/**
+ * A message as protocol.md describes it (ack, start, GET /api/conversations/<id>/).
+ * @typedef {object} Message
+ * @property {string} id
+ * @property {"user" | "assistant"} role
+ * @property {string} content
+ * @property {string} [reasoning]
+ * @property {MessageStatus} status
+ * @property {EndReason | null} [reason]
+ * @property {string | null} [model]  display name of the model that answered
+ * @property {Usage | null} [usage]
+ * @property {number | null} [ttft_ms]
+ * @property {string} [created]
+ * @property {number} [seq]
+ * @property {AnswerError | null} [error]
+ */
+
+/**
+ * @typedef {{id: string, title: string, model?: string, updated?: string}} Conversation
+ * @typedef {{id: string, name: string, provider: string, default?: boolean}} Model
+ */
+
+/**
+ * More of an answer. Either part may be empty.
+ * @typedef {{type: "delta", text: string, reasoning: string}} DeltaEvent
+ */
+
+/**
+ * The answer is finished, for whatever reason; always the last event of a source.
+ * @typedef {object} EndEvent
+ * @property {"end"} type
+ * @property {MessageStatus} status
+ * @property {EndReason | null} reason
+ * @property {Usage | null} usage
+ * @property {AnswerError | null} error
+ */
+
+/** @typedef {DeltaEvent | EndEvent} AnswerEvent */
+
+/**
+ * Everything chat.js reads from the #parley-data script element.
+ * @typedef {object} PageData
+ * @property {string} user
+ * @property {number} protocol
+ * @property {string} ws_path
+ * @property {Model[]} models
+ * @property {Conversation[]} conversations
+ * @property {string | null} next
+ * @property {Conversation | null} conversation
+ * @property {Message[]} messages
+ */
+
+export {};
