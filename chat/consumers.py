@@ -89,7 +89,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_send(self, command: frames.Send, received_at: float) -> None:
         client_id = str(command.client_id)
         conversation_id = uuid.UUID(command.conversation) if command.conversation else None
-        if conversation_id is not None and not registry.reserve(conversation_id):
+        if conversation_id is not None and not registry.reserve(conversation_id, self.user.id):
             if await self._is_resend(command):
                 conversation_id = None  # the dedupe path below re-acks it; nothing new starts
             else:
@@ -111,7 +111,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise frames.FrameError("not_found", "No such conversation.", client_id) from None
         finally:
             if conversation_id is not None:
-                registry.release(conversation_id)
+                registry.release(conversation_id, self.user.id)
         if posted.duplicate:
             self._replay(posted)
             return

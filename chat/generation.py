@@ -303,23 +303,27 @@ class Registry:
         self.hub = hub
         self._by_conversation: dict[uuid.UUID, Generation] = {}
         self._by_message: dict[uuid.UUID, Generation] = {}
-        self._reserved: set[uuid.UUID] = set()
+        self._reserved: dict[uuid.UUID, int] = {}
 
     def active_count(self) -> int:
         return len(self._by_message)
 
-    def is_busy(self, conversation_id: uuid.UUID) -> bool:
-        return conversation_id in self._by_conversation or conversation_id in self._reserved
+    def is_busy(self, conversation_id: uuid.UUID, user_id: int) -> bool:
+        """Busy for its owner only: anyone else must learn nothing about the conversation."""
+        generation = self._by_conversation.get(conversation_id)
+        owner = generation.user_id if generation else self._reserved.get(conversation_id)
+        return owner == user_id
 
-    def reserve(self, conversation_id: uuid.UUID) -> bool:
+    def reserve(self, conversation_id: uuid.UUID, user_id: int) -> bool:
         """Claim a conversation before the database write, so two sends cannot both start."""
-        if self.is_busy(conversation_id):
+        if self.is_busy(conversation_id, user_id):
             return False
-        self._reserved.add(conversation_id)
+        self._reserved.setdefault(conversation_id, user_id)
         return True
 
-    def release(self, conversation_id: uuid.UUID) -> None:
-        self._reserved.discard(conversation_id)
+    def release(self, conversation_id: uuid.UUID, user_id: int) -> None:
+        if self._reserved.get(conversation_id) == user_id:
+            del self._reserved[conversation_id]
 
     def get_by_message(self, message_id: uuid.UUID) -> Generation | None:
         return self._by_message.get(message_id)
@@ -329,7 +333,7 @@ class Registry:
 
     def start(self, posted: Posted, user_id: int, received_at: float) -> Generation:
         generation = Generation(posted, user_id, self.hub, received_at)
-        self._reserved.discard(generation.conversation_id)
+        self._reserved.pop(generation.conversation_id, None)
         self._by_conversation[generation.conversation_id] = generation
         self._by_message[generation.message_id] = generation
         self.hub.publish(user_id, generation.start_frame())

@@ -1,0 +1,90 @@
+"""A real Parley: migrated SQLite file + Daphne subprocess on a free loopback port.
+
+Used by the browser tests and the benchmark, so both exercise exactly what `make run` serves.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_KEY = "pN3Y0c9n0v7cX8d2dJ5H8mI1lJx8zQ2m3P0r6T9yW4s="
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
+
+
+class LiveServer:
+    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
+        self.dir = tempfile.mkdtemp(prefix="parley-live-")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "SECRET_KEY": "live-test-secret",
+            "PARLEY_ENCRYPTION_KEYS": TEST_KEY,
+            "SQLITE_PATH": os.path.join(self.dir, "parley.sqlite3"),
+            "DEBUG": "0",
+            "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
+        }
+        self.env.pop("DJANGO_SETTINGS_MODULE", None)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = os.path.join(self.dir, "server.log")
+
+    def manage(self, *args: str, stdin: str | None = None) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT, env=self.env, input=stdin, capture_output=True, text=True, timeout=120,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def create_user(self, username: str, password: str, superuser: bool = False) -> None:
+        make = "create_superuser" if superuser else "create_user"
+        self.manage(
+            "shell", "-c",
+            f"from django.contrib.auth.models import User; User.objects.{make}({username!r}, password={password!r})",
+        )
+
+    def start(self) -> LiveServer:
+        self.manage("migrate", "--noinput")
+        log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def log(self) -> str:
+        return Path(self.log_path).read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
