@@ -1,0 +1,162 @@
+"""Anthropic's native Messages API.
+
+Its stream is a sequence of named events ending in ``message_stop``; usage is split
+between ``message_start`` (input) and ``message_delta`` (cumulative output), so the
+latest value of each field wins, never a sum. ``ping`` events are keep-alives.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from providers import http
+from providers.base import (
+    ChatRequest,
+    Done,
+    ErrorKind,
+    Event,
+    FinishReason,
+    ModelInfo,
+    ProviderError,
+    ReasoningDelta,
+    Target,
+    TextDelta,
+    Usage,
+)
+from providers.sse import SSEDecoder, SSEEvent
+
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 4096  # the API requires one; generous enough for a chat turn
+
+_FINISH = {
+    "end_turn": FinishReason.STOP,
+    "stop_sequence": FinishReason.STOP,
+    "pause_turn": FinishReason.STOP,
+    "max_tokens": FinishReason.LENGTH,
+    "model_context_window_exceeded": FinishReason.LENGTH,
+    "tool_use": FinishReason.TOOL_CALLS,
+    "refusal": FinishReason.CONTENT_FILTER,
+}
+_REFUSED = "The model declined to continue this answer."
+
+
+def headers_for(target: Target) -> dict[str, str]:
+    headers = {"accept": "text/event-stream", "anthropic-version": API_VERSION}
+    if target.api_key:
+        headers["x-api-key"] = target.api_key
+    headers.update(target.headers)
+    return headers
+
+
+def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
+    system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
+        "max_tokens": request.max_tokens or int(target.quirks.get("default_max_tokens", DEFAULT_MAX_TOKENS)),  # type: ignore[call-overload]
+        "stream": True,
+    }
+    if system:
+        body["system"] = system
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop_sequences"] = list(request.stop)
+    return body
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def parse_event(name: str, obj: object) -> list[Event]:
+    """One event → our events. ``Done`` marks the stop reason; ``message_stop`` is the caller's."""
+    if not isinstance(obj, dict):
+        raise ProviderError(ErrorKind.UNAVAILABLE, detail="event is not a JSON object")
+    kind = obj.get("type", name)
+    if name == "error" or kind == "error":
+        raise http.error_from_payload(obj)
+    if kind == "content_block_delta":
+        delta = obj.get("delta") or {}
+        if delta.get("type") == "text_delta" and delta.get("text"):
+            return [TextDelta(delta["text"])]
+        if delta.get("type") == "thinking_delta" and delta.get("thinking"):
+            return [ReasoningDelta(delta["thinking"])]
+        return []
+    if kind == "message_start":
+        usage = (obj.get("message") or {}).get("usage") or {}
+        return [Usage(_int(usage.get("input_tokens")), _int(usage.get("output_tokens")))]
+    if kind == "message_delta":
+        events: list[Event] = []
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            events.append(Usage(_int(usage.get("input_tokens")), _int(usage.get("output_tokens"))))
+        reason = (obj.get("delta") or {}).get("stop_reason")
+        if isinstance(reason, str):
+            finish = _FINISH.get(reason, FinishReason.OTHER)
+            events.append(Done(finish, _REFUSED if finish is FinishReason.CONTENT_FILTER else ""))
+        return events
+    return []  # ping, content_block_start/stop, and event types added after this was written
+
+
+def _merge(old: Usage | None, new: Usage) -> Usage:
+    if old is None:
+        return new
+    return Usage(
+        new.input_tokens if new.input_tokens is not None else old.input_tokens,
+        new.output_tokens if new.output_tokens is not None else old.output_tokens,
+    )
+
+
+def _is_content(item: object) -> bool:
+    return isinstance(item, SSEEvent) and item.event != "ping"
+
+
+def _is_final(item: object) -> bool:
+    return isinstance(item, SSEEvent) and item.event == "message_stop"
+
+
+async def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
+    """Stream one message; usage and Done come last, and only after ``message_stop``."""
+    url = http.join_url(target.base_url, "v1/messages")
+    done: Done | None = None
+    usage: Usage | None = None
+    async with http.open_stream(target, url, build_body(target, request), headers_for(target)) as response:
+        items = http.iter_items(response, target, SSEDecoder(), _is_content, _is_final)
+        async with aclosing(items) as sse:
+            async for item in sse:
+                if not isinstance(item, SSEEvent) or item.event == "ping":
+                    continue
+                if item.event == "message_stop":
+                    break
+                try:
+                    obj = json.loads(item.data)
+                except ValueError:
+                    raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed event (not JSON)") from None
+                for event in parse_event(item.event, obj):
+                    if isinstance(event, Usage):
+                        usage = _merge(usage, event)
+                    elif isinstance(event, Done):
+                        done = event
+                    else:
+                        yield event
+            else:
+                raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without message_stop")
+    if usage is not None:
+        yield usage
+    yield done or Done()
+
+
+async def list_models(target: Target) -> list[ModelInfo]:
+    payload = await http.get_json(target, http.join_url(target.base_url, "v1/models?limit=1000"), headers_for(target))
+    data = payload.get("data") if isinstance(payload, dict) else None
+    return [
+        ModelInfo(entry["id"], str(entry.get("display_name") or ""))
+        for entry in (data if isinstance(data, list) else ())
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str)
+    ]

@@ -1,0 +1,118 @@
+"""Ollama's native ``/api/chat`` (NDJSON), for thinking output and options ``/v1`` lacks.
+
+Every line is checked for ``error`` before anything else: a failure after the 200
+arrives as one ``{"error": "..."}`` line and then the stream closes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+from providers import http
+from providers.base import (
+    ChatRequest,
+    Done,
+    ErrorKind,
+    Event,
+    FinishReason,
+    ModelInfo,
+    ProviderError,
+    ReasoningDelta,
+    Target,
+    TextDelta,
+    Usage,
+)
+from providers.sse import NDJSONDecoder
+
+_FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}
+
+
+def headers_for(target: Target) -> dict[str, str]:
+    headers = {"accept": "application/x-ndjson"}
+    if target.api_key:  # ollama.com cloud; a local server ignores it
+        headers["authorization"] = f"Bearer {target.api_key}"
+    headers.update(target.headers)
+    return headers
+
+
+def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if request.temperature is not None:
+        options["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        options["num_predict"] = request.max_tokens
+    if request.top_p is not None:
+        options["top_p"] = request.top_p
+    if request.stop:
+        options["stop"] = list(request.stop)
+    # Ollama silently truncates prompts to num_ctx; a preset can raise its small default.
+    num_ctx = target.quirks.get("num_ctx")
+    if isinstance(num_ctx, int):
+        options["num_ctx"] = num_ctx
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "stream": True,
+    }
+    if "think" in target.quirks:
+        body["think"] = target.quirks["think"]
+    if options:
+        body["options"] = options
+    return body
+
+
+def parse_line(obj: object) -> list[Event]:
+    """One NDJSON object → events; the ``done`` line yields Usage and Done."""
+    if not isinstance(obj, dict):
+        raise ProviderError(ErrorKind.UNAVAILABLE, detail="line is not a JSON object")
+    if obj.get("error") is not None:
+        raise http.error_from_payload(obj)
+    events: list[Event] = []
+    message = obj.get("message")
+    if isinstance(message, dict):
+        thinking, content = message.get("thinking"), message.get("content")
+        if isinstance(thinking, str) and thinking:
+            events.append(ReasoningDelta(thinking))
+        if isinstance(content, str) and content:
+            events.append(TextDelta(content))
+    if obj.get("done") is True:
+        prompt, output = obj.get("prompt_eval_count"), obj.get("eval_count")
+        # Go's omitempty drops zero counts, so a missing count on the final line means 0.
+        events.append(Usage(prompt if isinstance(prompt, int) else 0, output if isinstance(output, int) else 0))
+        events.append(Done(_FINISH.get(str(obj.get("done_reason") or "stop"), FinishReason.OTHER)))
+    return events
+
+
+def _is_final(line: bytes) -> bool:
+    return b'"done":true' in line or b'"done": true' in line
+
+
+async def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
+    url = http.join_url(target.base_url, "api/chat")
+    async with http.open_stream(target, url, build_body(target, request), headers_for(target)) as response:
+        items = http.iter_items(response, target, NDJSONDecoder(), is_final=_is_final)
+        async with aclosing(items) as lines:
+            async for line in lines:
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed line (not JSON)") from None
+                events = parse_line(obj)
+                for event in events:
+                    yield event
+                if events and isinstance(events[-1], Done):
+                    return
+    raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without done:true")
+
+
+async def list_models(target: Target) -> list[ModelInfo]:
+    payload = await http.get_json(target, http.join_url(target.base_url, "api/tags"), headers_for(target))
+    entries = payload.get("models") if isinstance(payload, dict) else None
+    return [
+        ModelInfo(entry["name"])
+        for entry in (entries if isinstance(entries, list) else ())
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str)
+    ]
