@@ -91,7 +91,8 @@ async def open_socket(cookie: bytes | None, origin: bytes = ORIGIN) -> tuple[boo
 
 
 @pytest.fixture
-def connect() -> Any:
+def connect(_no_generation_outlives_its_test: None, _close_provider_client: None) -> Any:
+    """Open signed-in sockets; generations and the provider client end with the test."""
     opened: list[WebsocketCommunicator] = []
 
     async def _connect(user: User) -> Socket:
@@ -109,7 +110,7 @@ def connect() -> Any:
     return _connect
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 async def _close_provider_client() -> AsyncIterator[None]:
     # The shared httpx client belongs to one event loop; each test has its own loop.
     yield
@@ -118,7 +119,7 @@ async def _close_provider_client() -> AsyncIterator[None]:
     await aclose_client()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 async def _no_generation_outlives_its_test() -> AsyncIterator[None]:
     # Generations belong to the process, and each test has its own event loop: end them
     # (saving their state, as a shutdown would) before the loop goes away.
