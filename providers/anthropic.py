@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
 from providers import http
@@ -126,34 +125,35 @@ async def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
     url = http.join_url(target.base_url, "v1/messages")
     done: Done | None = None
     usage: Usage | None = None
-    async with http.open_stream(target, url, build_body(target, request), headers_for(target)) as response:
-        items = http.iter_items(response, target, SSEDecoder(), _is_content, _is_final)
-        async with aclosing(items) as sse:
-            async for item in sse:
-                if not isinstance(item, SSEEvent) or item.event == "ping":
-                    continue
-                if item.event == "message_stop":
-                    break
-                try:
-                    obj = json.loads(item.data)
-                except ValueError:
-                    raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed event (not JSON)") from None
-                for event in parse_event(item.event, obj):
-                    if isinstance(event, Usage):
-                        usage = _merge(usage, event)
-                    elif isinstance(event, Done):
-                        done = event
-                    else:
-                        yield event
-            else:
-                raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without message_stop")
+    body, headers = build_body(target, request), headers_for(target)
+    async with http.stream_items(target, url, body, headers, SSEDecoder(), _is_content, _is_final) as sse:
+        async for item in sse:
+            if not isinstance(item, SSEEvent) or item.event == "ping":
+                continue
+            if item.event == "message_stop":
+                break
+            try:
+                obj = json.loads(item.data)
+            except ValueError:
+                raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed event (not JSON)") from None
+            for event in parse_event(item.event, obj):
+                if isinstance(event, Usage):
+                    usage = _merge(usage, event)
+                elif isinstance(event, Done):
+                    done = event
+                else:
+                    yield event
+        else:
+            raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without message_stop")
     if usage is not None:
         yield usage
     yield done or Done()
 
 
 async def list_models(target: Target) -> list[ModelInfo]:
-    payload = await http.get_json(target, http.join_url(target.base_url, "v1/models?limit=1000"), headers_for(target))
+    payload = await http.get_json(
+        target, http.join_url(target.base_url, "v1/models?limit=1000"), headers_for(target)
+    )
     data = payload.get("data") if isinstance(payload, dict) else None
     return [
         ModelInfo(entry["id"], str(entry.get("display_name") or ""))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 from urllib.parse import quote
 
@@ -109,7 +108,9 @@ def parse_chunk(obj: object) -> list[Event]:
         if isinstance(output, int) and isinstance(thoughts, int):
             output += thoughts  # thinking is billed as output
         prompt = meta.get("promptTokenCount")
-        events.append(Usage(prompt if isinstance(prompt, int) else None, output if isinstance(output, int) else None))
+        events.append(
+            Usage(prompt if isinstance(prompt, int) else None, output if isinstance(output, int) else None)
+        )
     block = (obj.get("promptFeedback") or {}).get("blockReason")
     if isinstance(block, str) and block:
         events.append(Done(*_filtered(block, "prompt")))
@@ -131,23 +132,23 @@ async def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
     done: Done | None = None
     usage: Usage | None = None
     shown = False
-    async with http.open_stream(target, url, build_body(target, request), headers_for(target)) as response:
-        async with aclosing(http.iter_items(response, target, SSEDecoder())) as items:
-            async for item in items:
-                if not isinstance(item, SSEEvent):
-                    continue
-                try:
-                    obj = json.loads(item.data)
-                except ValueError:
-                    raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed chunk (not JSON)") from None
-                for event in parse_chunk(obj):
-                    if isinstance(event, Usage):
-                        usage = event
-                    elif isinstance(event, Done):
-                        done = event
-                    else:
-                        shown = True
-                        yield event
+    body, headers = build_body(target, request), headers_for(target)
+    async with http.stream_items(target, url, body, headers, SSEDecoder()) as items:
+        async for item in items:
+            if not isinstance(item, SSEEvent):
+                continue
+            try:
+                obj = json.loads(item.data)
+            except ValueError:
+                raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed chunk (not JSON)") from None
+            for event in parse_chunk(obj):
+                if isinstance(event, Usage):
+                    usage = event
+                elif isinstance(event, Done):
+                    done = event
+                else:
+                    shown = True
+                    yield event
     if done is None:
         raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without finishReason")
     if done.finish_reason is FinishReason.CONTENT_FILTER and not shown:
@@ -170,8 +171,13 @@ async def list_models(target: Target) -> list[ModelInfo]:
             if "generateContent" not in (entry.get("supportedGenerationMethods") or ("generateContent",)):
                 continue  # embedding and other non-chat models
             limit = entry.get("inputTokenLimit")
-            models.append(ModelInfo(entry["name"].removeprefix("models/"), str(entry.get("displayName") or ""),
-                                    limit if isinstance(limit, int) else None))
+            models.append(
+                ModelInfo(
+                    entry["name"].removeprefix("models/"),
+                    str(entry.get("displayName") or ""),
+                    limit if isinstance(limit, int) else None,
+                )
+            )
         token = page.get("nextPageToken") or ""
         if not isinstance(token, str) or not token:
             break

@@ -16,8 +16,8 @@ import random
 import re
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeVar, cast
 
 import httpx
 
@@ -29,7 +29,7 @@ MAX_JSON_BODY = 16 * 1024 * 1024  # model lists (OpenRouter's is a few MB)
 
 # One client per event loop: httpx connections belong to the loop that opened them, and
 # tests (and management commands) run several loops in one process.
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]" = (
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -126,9 +126,10 @@ def _safe(value: object) -> str:
 
 def _error_fields(payload: object) -> tuple[str, str, int | None]:
     """(type, code, numeric status) from any family's error JSON, all sanitized."""
-    err = payload.get("error", payload) if isinstance(payload, dict) else None
-    if not isinstance(err, dict):
+    if not isinstance(payload, dict):
         return "", "", None
+    # {"error": {...}} nests the fields; TGI's {"error": "text", "error_type": ...} does not.
+    err = payload["error"] if isinstance(payload.get("error"), dict) else payload
     etype = _safe(err.get("type") or err.get("status") or err.get("error_type") or "")
     code = err.get("code")
     numeric = err.get("http_status_code", code)
@@ -338,7 +339,7 @@ async def iter_items(
     decoder: Decoder[T],
     is_content: Callable[[T], bool] = _is_content,
     is_final: Callable[[T], bool] | None = None,
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T, None]:
     """Decoded items of a response body, raising TIMEOUT when content stops coming.
 
     The deadline moves only when a content item arrives, so a server that sends
@@ -347,7 +348,8 @@ async def iter_items(
     stops, the few bytes still in flight are read so httpx can reuse the connection.
     """
     loop = asyncio.get_running_loop()
-    chunks = response.aiter_bytes()
+    # httpx types this as an iterator, but it is a generator we must close ourselves.
+    chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
     started = False
     final = False
     deadline = loop.time() + target.first_token_timeout
@@ -393,6 +395,25 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
                     return
 
 
+@contextlib.asynccontextmanager
+async def stream_items(
+    target: Target,
+    url: str,
+    body: dict[str, Any],
+    headers: Mapping[str, str],
+    decoder: Decoder[T],
+    is_content: Callable[[T], bool] = _is_content,
+    is_final: Callable[[T], bool] | None = None,
+) -> AsyncIterator[AsyncIterator[T]]:
+    """POST, check, and hand over the decoded items; response and reader closed on exit."""
+    async with open_stream(target, url, body, headers) as response:
+        items = iter_items(response, target, decoder, is_content, is_final)
+        try:
+            yield items
+        finally:
+            await items.aclose()
+
+
 # ---- retries ------------------------------------------------------------------------------
 
 
@@ -406,7 +427,7 @@ async def retrying(
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
     rand: Callable[[], float] = random.random,
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """Retry retryable failures, but only while nothing has been shown to the user.
 
     Once one event is out, a retry would duplicate or contradict text already on the

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
 from providers import http
@@ -81,7 +80,9 @@ def parse_line(obj: object) -> list[Event]:
     if obj.get("done") is True:
         prompt, output = obj.get("prompt_eval_count"), obj.get("eval_count")
         # Go's omitempty drops zero counts, so a missing count on the final line means 0.
-        events.append(Usage(prompt if isinstance(prompt, int) else 0, output if isinstance(output, int) else 0))
+        events.append(
+            Usage(prompt if isinstance(prompt, int) else 0, output if isinstance(output, int) else 0)
+        )
         events.append(Done(_FINISH.get(str(obj.get("done_reason") or "stop"), FinishReason.OTHER)))
     return events
 
@@ -92,19 +93,18 @@ def _is_final(line: bytes) -> bool:
 
 async def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
     url = http.join_url(target.base_url, "api/chat")
-    async with http.open_stream(target, url, build_body(target, request), headers_for(target)) as response:
-        items = http.iter_items(response, target, NDJSONDecoder(), is_final=_is_final)
-        async with aclosing(items) as lines:
-            async for line in lines:
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed line (not JSON)") from None
-                events = parse_line(obj)
-                for event in events:
-                    yield event
-                if events and isinstance(events[-1], Done):
-                    return
+    body, headers = build_body(target, request), headers_for(target)
+    async with http.stream_items(target, url, body, headers, NDJSONDecoder(), is_final=_is_final) as lines:
+        async for line in lines:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed line (not JSON)") from None
+            events = parse_line(obj)
+            for event in events:
+                yield event
+            if events and isinstance(events[-1], Done):
+                return
     raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without done:true")
 
 

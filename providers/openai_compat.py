@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
 from providers import http
@@ -156,28 +155,27 @@ async def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
     done: Done | None = None
     usage: Usage | None = None
     got_any = False
-    async with http.open_stream(target, url, build_body(target, request), headers_for(target)) as response:
-        items_iter = http.iter_items(response, target, SSEDecoder(), is_final=_is_done)
-        async with aclosing(items_iter) as items:
-            async for item in items:
-                if not isinstance(item, SSEEvent):
-                    continue
-                if _is_done(item):
-                    break
-                obj = _decode(item)
-                if item.event == "error":
-                    raise http.error_from_payload(obj)
-                for event in parse_chunk(obj):
-                    if isinstance(event, Done):
-                        done = event
-                    elif isinstance(event, Usage):
-                        usage = event
-                    else:
-                        got_any = True
-                        yield event
-            else:
-                if done is None:
-                    raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without [DONE] or finish_reason")
+    body, headers = build_body(target, request), headers_for(target)
+    async with http.stream_items(target, url, body, headers, SSEDecoder(), is_final=_is_done) as items:
+        async for item in items:
+            if not isinstance(item, SSEEvent):
+                continue
+            if _is_done(item):
+                break
+            obj = _decode(item)
+            if item.event == "error":
+                raise http.error_from_payload(obj)
+            for event in parse_chunk(obj):
+                if isinstance(event, Done):
+                    done = event
+                elif isinstance(event, Usage):
+                    usage = event
+                else:
+                    got_any = True
+                    yield event
+        else:
+            if done is None:
+                raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without [DONE] or finish_reason")
     if done is None and not got_any:
         # vLLM has dropped pre-token errors and sent a bare [DONE]; never show an empty answer.
         raise ProviderError(ErrorKind.INCOMPLETE, detail="[DONE] with no content and no finish_reason")
@@ -201,5 +199,7 @@ async def list_models(target: Target) -> list[ModelInfo]:
     for entry in data if isinstance(data, list) else ():
         if isinstance(entry, dict) and isinstance(entry.get("id"), str):
             name = entry.get("name") or entry.get("display_name")
-            models.append(ModelInfo(entry["id"], name if isinstance(name, str) else "", _context_window(entry)))
+            models.append(
+                ModelInfo(entry["id"], name if isinstance(name, str) else "", _context_window(entry))
+            )
     return models

@@ -29,30 +29,59 @@ def _q(**quirks: object) -> Mapping[str, object]:
 
 
 _ALL = [
-    Preset("openai", "OpenAI", "openai", "https://api.openai.com/v1",
-           # Reasoning models reject max_tokens; every current OpenAI model takes this name.
-           quirks=_q(max_tokens_field="max_completion_tokens")),
+    Preset(
+        "openai",
+        "OpenAI",
+        "openai",
+        "https://api.openai.com/v1",
+        # Reasoning models reject max_tokens; every current OpenAI model takes this name.
+        quirks=_q(max_tokens_field="max_completion_tokens"),
+    ),
     Preset("groq", "Groq", "openai", "https://api.groq.com/openai/v1"),
     Preset("together", "Together AI", "openai", "https://api.together.xyz/v1"),
     Preset("fireworks", "Fireworks AI", "openai", "https://api.fireworks.ai/inference/v1"),
     # Mistral answers 422 to stream_options and max_completion_tokens; it sends usage anyway.
-    Preset("mistral", "Mistral", "openai", "https://api.mistral.ai/v1",
-           quirks=_q(no_stream_options=True, strict_schema=True)),
+    Preset(
+        "mistral",
+        "Mistral",
+        "openai",
+        "https://api.mistral.ai/v1",
+        quirks=_q(no_stream_options=True, strict_schema=True),
+    ),
     Preset("deepseek", "DeepSeek", "openai", "https://api.deepseek.com/v1"),
     Preset("openrouter", "OpenRouter", "openai", "https://openrouter.ai/api/v1", custom_headers=True),
-    Preset("qwen_intl", "Qwen (Alibaba Cloud, international)", "openai",
-           "https://dashscope-intl.aliyuncs.com/compatible-mode/v1"),
-    Preset("qwen_cn", "Qwen (Alibaba Cloud, China)", "openai", "https://dashscope.aliyuncs.com/compatible-mode/v1"),
+    Preset(
+        "qwen_intl",
+        "Qwen (Alibaba Cloud, international)",
+        "openai",
+        "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
+    ),
+    Preset(
+        "qwen_cn",
+        "Qwen (Alibaba Cloud, China)",
+        "openai",
+        "https://dashscope.aliyuncs.com/compatible-mode/v1",
+    ),
     Preset("huggingface", "Hugging Face router", "openai", "https://router.huggingface.co/v1"),
     # Local and self-hosted servers: usually no key, and the admin's own address.
     Preset("tgi", "Text Generation Inference", "openai", "http://localhost:8080/v1", key_required=False),
     Preset("vllm", "vLLM", "openai", "http://localhost:8000/v1", key_required=False),
     Preset("lmstudio", "LM Studio", "openai", "http://localhost:1234/v1", key_required=False),
-    Preset("ollama_v1", "Ollama (OpenAI-compatible /v1)", "openai", "http://localhost:11434/v1", key_required=False),
+    Preset(
+        "ollama_v1",
+        "Ollama (OpenAI-compatible /v1)",
+        "openai",
+        "http://localhost:11434/v1",
+        key_required=False,
+    ),
     Preset("llamacpp", "llama.cpp server", "openai", "http://localhost:8080/v1", key_required=False),
     # text-generation-webui lists only the loaded model and ignores the requested one.
-    Preset("textgen_webui", "text-generation-webui", "openai", "http://127.0.0.1:5000/v1", key_required=False),
-    Preset("gateway", "Custom OpenAI-compatible gateway", "openai", "", key_required=False, custom_headers=True),
+    Preset(
+        "textgen_webui", "text-generation-webui", "openai", "http://127.0.0.1:5000/v1", key_required=False
+    ),
+    Preset(
+        "gateway", "Custom OpenAI-compatible gateway", "openai", "", key_required=False, custom_headers=True
+    ),
     Preset("anthropic", "Anthropic", "anthropic", "https://api.anthropic.com"),
     Preset("gemini", "Google Gemini", "gemini", "https://generativelanguage.googleapis.com"),
     Preset("ollama", "Ollama (native)", "ollama", "http://localhost:11434", key_required=False),

@@ -12,7 +12,6 @@ U+2028 and friends, which are legal inside a JSON string.
 from __future__ import annotations
 
 import dataclasses
-from typing import Union
 
 from providers.base import ErrorKind, ProviderError
 
@@ -34,7 +33,7 @@ class Comment:
     text: str
 
 
-SSEItem = Union[SSEEvent, Comment]
+SSEItem = SSEEvent | Comment
 
 
 def _oversized(size: int) -> ProviderError:
@@ -44,7 +43,7 @@ def _oversized(size: int) -> ProviderError:
 class LineSplitter:
     """Turns arbitrary reads into complete lines, ending in ``\\n``, ``\\r\\n`` or ``\\r``."""
 
-    __slots__ = ("_buf", "_skip_lf", "_max_line")
+    __slots__ = ("_buf", "_max_line", "_skip_lf")
 
     def __init__(self, max_line: int = MAX_LINE) -> None:
         self._buf = b""
@@ -92,7 +91,7 @@ class SSEDecoder:
     spec says, so the error cannot vanish and leave a silently truncated answer.
     """
 
-    __slots__ = ("_lines", "_data", "_event", "_id", "_started")
+    __slots__ = ("_data", "_event", "_id", "_lines", "_started")
 
     def __init__(self, max_line: int = MAX_LINE) -> None:
         self._lines = LineSplitter(max_line)
@@ -111,7 +110,11 @@ class SSEDecoder:
         for line in self._lines.feed(chunk):
             if not line:
                 if data:
-                    out.append(SSEEvent(b"\n".join(data).decode("utf-8", "replace"), self._event or "message", self._id))
+                    out.append(
+                        SSEEvent(
+                            b"\n".join(data).decode("utf-8", "replace"), self._event or "message", self._id
+                        )
+                    )
                     data.clear()
                 self._event = ""
                 continue

@@ -10,7 +10,7 @@ from tests.fakeprovider.server import FakeProvider, Script
 _LOREM = (
     "## Lorem ipsum\n\nDolor sit amet, **consectetur** adipiscing elit. Sed do eiusmod tempor "
     "incididunt ut labore et *dolore* magna aliqua.\n\n- Ut enim ad minim veniam\n- Quis nostrud "
-    "exercitation `ullamco` laboris\n- Nisi ut aliquip ex ea commodo\n\n```python\nprint(\"consequat\")\n```\n\n"
+    'exercitation `ullamco` laboris\n- Nisi ut aliquip ex ea commodo\n\n```python\nprint("consequat")\n```\n\n'
     "Duis aute irure dolor in reprehenderit in voluptate velit esse cillum dolore eu fugiat nulla pariatur. "
 )
 
@@ -33,9 +33,15 @@ def main() -> None:
     parser.add_argument("--echo", action="store_true", help="answer with the last user message's words")
     args = parser.parse_args()
     fake = FakeProvider(args.host, args.port)
-    fake.set_default(Script(tokens=lorem_tokens(args.tokens), tokens_per_second=args.tokens_per_second,
-                            first_token_delay=args.first_token_delay, echo=args.echo,
-                            usage=(12, args.tokens)))
+    fake.set_default(
+        Script(
+            tokens=lorem_tokens(args.tokens),
+            tokens_per_second=args.tokens_per_second,
+            first_token_delay=args.first_token_delay,
+            echo=args.echo,
+            usage=(12, args.tokens),
+        )
+    )
     print(f"fake provider on {fake.url} (OpenAI base {fake.url}/v1)", flush=True)
     try:
         fake.serve_forever()

@@ -22,10 +22,22 @@ from urllib.parse import parse_qs
 from tests.fakeprovider import wire
 
 _BATCH = 256  # deltas per write when unthrottled: few syscalls, yet no giant buffers
-_REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-            404: "Not Found", 408: "Request Timeout", 422: "Unprocessable Entity", 429: "Too Many Requests",
-            500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
-            529: "Overloaded"}
+_REASONS = {
+    200: "OK",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    408: "Request Timeout",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    529: "Overloaded",
+}
 
 
 @dataclasses.dataclass
@@ -151,10 +163,18 @@ class _Stream:
         if script.malformed_after is not None:
             at = min(script.malformed_after, len(pieces))
             pieces.insert(at, render.malformed())
-        specials = [n for n in (script.stall_after, script.drop_after, script.error_event_after) if n is not None]
+        specials = [
+            n for n in (script.stall_after, script.drop_after, script.error_event_after) if n is not None
+        ]
         stop_at = min(specials) if specials else None
         # A malformed line does not count as a token, so shift the special by one after it.
-        extra = 1 if script.malformed_after is not None and stop_at is not None and script.malformed_after <= stop_at else 0
+        extra = (
+            1
+            if script.malformed_after is not None
+            and stop_at is not None
+            and script.malformed_after <= stop_at
+            else 0
+        )
         limit = len(pieces) if stop_at is None else min(len(pieces), stop_at + extra)
         head = render.head()
         interval = 1.0 / script.tokens_per_second if script.tokens_per_second else 0.0
@@ -274,7 +294,9 @@ class FakeProvider:
     async def _serve(self, ready: threading.Event | None) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
-        server = await asyncio.start_server(self._connection, self.host, self.port, limit=1 << 20, backlog=1024)
+        server = await asyncio.start_server(
+            self._connection, self.host, self.port, limit=1 << 20, backlog=1024
+        )
         self.port = server.sockets[0].getsockname()[1]
         if ready is not None:
             ready.set()
@@ -317,13 +339,17 @@ class FakeProvider:
             self._writers.discard(writer)
             writer.close()
 
-    async def _respond(self, rec: Recorded, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _respond(
+        self, rec: Recorded, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
         if rec.method == "GET" and rec.path in ("/v1/models", "/v1beta/models", "/api/tags"):
             self._record(rec)
             with self._lock:
                 names = sorted(set(self._by_model) | {"fake-model"})
             token = (rec.query.get("pageToken") or [""])[0]
-            return await _send_whole(writer, 200, "application/json", json.dumps(wire.model_list(rec.path, names, token)))
+            return await _send_whole(
+                writer, 200, "application/json", json.dumps(wire.model_list(rec.path, names, token))
+            )
         if rec.method == "POST" and rec.path == "/_script":
             self.enqueue(Script.from_json(rec.body or {}))
             return await _send_whole(writer, 204, "text/plain", "")
@@ -334,21 +360,39 @@ class FakeProvider:
         script = self._pick(model)
         self._record(rec)
         if script.status >= 400:
-            body = script.error_body if script.error_body is not None else render.error_response(script.status)
-            text = body.decode() if isinstance(body, bytes) else body if isinstance(body, str) else json.dumps(body)
+            body = (
+                script.error_body if script.error_body is not None else render.error_response(script.status)
+            )
+            text = (
+                body.decode()
+                if isinstance(body, bytes)
+                else body
+                if isinstance(body, str)
+                else json.dumps(body)
+            )
             return await _send_whole(writer, script.status, "application/json", text, script.headers)
         if script.html_body:
             page = "<!doctype html><html><body><h1>Welcome to nginx!</h1></body></html>"
             return await _send_whole(writer, 200, "text/html; charset=utf-8", page, script.headers)
         return await self._stream(rec, script, render, reader, writer)
 
-    async def _stream(self, rec: Recorded, script: Script, render: wire.Wire,
-                      reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _stream(
+        self,
+        rec: Recorded,
+        script: Script,
+        render: wire.Wire,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
         render.prompt_tokens = script.usage[0] if script.usage else 0
         tokens = _words(_last_user_text(rec.path, rec.body)) if script.echo else script.tokens
         deltas = [(True, t) for t in script.reasoning] + [(False, t) for t in tokens]
-        headers = {"Content-Type": render.content_type, "Transfer-Encoding": "chunked", "Cache-Control": "no-cache",
-                   **script.headers}
+        headers = {
+            "Content-Type": render.content_type,
+            "Transfer-Encoding": "chunked",
+            "Cache-Control": "no-cache",
+            **script.headers,
+        }
         writer.write(_status_line(200, headers))
         stream = _Stream(_ChunkedWriter(writer), render, script, deltas)
         # The client sends nothing while it reads the answer, so any read completing
@@ -414,8 +458,9 @@ def _status_line(status: int, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-async def _send_whole(writer: asyncio.StreamWriter, status: int, ctype: str, text: str,
-                      extra: dict[str, str] | None = None) -> bool:
+async def _send_whole(
+    writer: asyncio.StreamWriter, status: int, ctype: str, text: str, extra: dict[str, str] | None = None
+) -> bool:
     data = text.encode()
     headers = {"Content-Type": ctype, "Content-Length": str(len(data)), **(extra or {})}
     writer.write(_status_line(status, headers) + data)

@@ -13,7 +13,12 @@ from typing import Any
 
 # Finish reasons are scripted in OpenAI's words and translated; any other value is
 # sent verbatim, so a test can script a family's own reason ("RECITATION", "refusal").
-_ANTHROPIC_FINISH = {"stop": "end_turn", "length": "max_tokens", "content_filter": "refusal", "tool_calls": "tool_use"}
+_ANTHROPIC_FINISH = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "content_filter": "refusal",
+    "tool_calls": "tool_use",
+}
 _GEMINI_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY", "tool_calls": "STOP"}
 
 Deltas = list[tuple[bool, str]]  # (is_reasoning, text)
@@ -49,21 +54,45 @@ class OpenAIWire:
     def pieces(self, deltas: Deltas) -> list[bytes]:
         pre, post = self._pre, self._post
         return [
-            (pre + ('{"reasoning_content":' if reasoning else '{"content":') + json.dumps(text) + "}" + post).encode()
+            (
+                pre
+                + ('{"reasoning_content":' if reasoning else '{"content":')
+                + json.dumps(text)
+                + "}"
+                + post
+            ).encode()
             for reasoning, text in deltas
         ]
 
     def tail(self, finish_reason: str, usage: tuple[int, int] | None) -> bytes:
-        finish = self._pre + "{}" + self._post.replace('"finish_reason":null', f'"finish_reason":{json.dumps(finish_reason)}')
+        finish = (
+            self._pre
+            + "{}"
+            + self._post.replace('"finish_reason":null', f'"finish_reason":{json.dumps(finish_reason)}')
+        )
         out = finish
         if usage is not None:
-            chunk = {"id": self.id, "object": "chat.completion.chunk", "model": self.model, "choices": [],
-                     "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}}
+            chunk = {
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "model": self.model,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": usage[0],
+                    "completion_tokens": usage[1],
+                    "total_tokens": sum(usage),
+                },
+            }
             out += f"data: {_dumps(chunk)}\n\n"
         return (out + "data: [DONE]\n\n").encode()
 
     def error_event(self, error_body: Any) -> bytes:
-        default = {"error": {"message": "The server had an error while processing your request.", "type": "server_error"}}
+        default = {
+            "error": {
+                "message": "The server had an error while processing your request.",
+                "type": "server_error",
+            }
+        }
         return f"data: {_canned_error(error_body, default)}\n\n".encode()
 
     def malformed(self) -> bytes:
@@ -89,8 +118,16 @@ class AnthropicWire:
         return f"event: {name}\ndata: {_dumps(data)}\n\n"
 
     def head(self) -> bytes:
-        message = {"id": "msg_fake", "type": "message", "role": "assistant", "content": [], "model": self.model,
-                   "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": self.prompt_tokens, "output_tokens": 1}}
+        message: dict[str, Any] = {
+            "id": "msg_fake",
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "model": self.model,
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": self.prompt_tokens, "output_tokens": 1},
+        }
         return self._event("message_start", {"type": "message_start", "message": message}).encode()
 
     def pieces(self, deltas: Deltas) -> list[bytes]:
@@ -101,22 +138,45 @@ class AnthropicWire:
             prefix = ""
             if reasoning is not current:
                 if index >= 0:
-                    prefix += self._event("content_block_stop", {"type": "content_block_stop", "index": index})
+                    prefix += self._event(
+                        "content_block_stop", {"type": "content_block_stop", "index": index}
+                    )
                 index += 1
                 block = {"type": "thinking", "thinking": ""} if reasoning else {"type": "text", "text": ""}
-                prefix += self._event("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+                prefix += self._event(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": block},
+                )
                 current = reasoning
-            delta = {"type": "thinking_delta", "thinking": text} if reasoning else {"type": "text_delta", "text": text}
-            out.append((prefix + self._event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})).encode())
+            delta = (
+                {"type": "thinking_delta", "thinking": text}
+                if reasoning
+                else {"type": "text_delta", "text": text}
+            )
+            out.append(
+                (
+                    prefix
+                    + self._event(
+                        "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+                    )
+                ).encode()
+            )
         self._open_block = index
         return out
 
     def tail(self, finish_reason: str, usage: tuple[int, int] | None) -> bytes:
         out = ""
         if self._open_block >= 0:
-            out += self._event("content_block_stop", {"type": "content_block_stop", "index": self._open_block})
-        delta: dict[str, Any] = {"type": "message_delta",
-                                 "delta": {"stop_reason": _ANTHROPIC_FINISH.get(finish_reason, finish_reason), "stop_sequence": None}}
+            out += self._event(
+                "content_block_stop", {"type": "content_block_stop", "index": self._open_block}
+            )
+        delta: dict[str, Any] = {
+            "type": "message_delta",
+            "delta": {
+                "stop_reason": _ANTHROPIC_FINISH.get(finish_reason, finish_reason),
+                "stop_sequence": None,
+            },
+        }
         if usage is not None:
             delta["usage"] = {"output_tokens": usage[1]}
         out += self._event("message_delta", delta)
@@ -134,8 +194,13 @@ class AnthropicWire:
         return b'event: ping\ndata: {"type": "ping"}\n\n'
 
     def error_response(self, status: int) -> Any:
-        kinds = {401: "authentication_error", 403: "permission_error", 404: "not_found_error", 429: "rate_limit_error",
-                 529: "overloaded_error"}
+        kinds = {
+            401: "authentication_error",
+            403: "permission_error",
+            404: "not_found_error",
+            429: "rate_limit_error",
+            529: "overloaded_error",
+        }
         kind = kinds.get(status, "api_error" if status >= 500 else "invalid_request_error")
         return {"type": "error", "error": {"type": kind, "message": "fake upstream error"}}
 
@@ -158,8 +223,15 @@ class GeminiWire:
         out = []
         for reasoning, text in deltas:
             part: dict[str, Any] = {"text": text, "thought": True} if reasoning else {"text": text}
-            out.append(self._chunk({"candidates": [{"content": {"parts": [part], "role": "model"}, "index": 0}],
-                                    "usageMetadata": usage, "modelVersion": self.model}))
+            out.append(
+                self._chunk(
+                    {
+                        "candidates": [{"content": {"parts": [part], "role": "model"}, "index": 0}],
+                        "usageMetadata": usage,
+                        "modelVersion": self.model,
+                    }
+                )
+            )
         return out
 
     def tail(self, finish_reason: str, usage: tuple[int, int] | None) -> bytes:
@@ -169,7 +241,11 @@ class GeminiWire:
             candidate["content"] = {"parts": [{"text": ""}], "role": "model"}
         chunk: dict[str, Any] = {"candidates": [candidate], "modelVersion": self.model}
         if usage is not None:
-            chunk["usageMetadata"] = {"promptTokenCount": usage[0], "candidatesTokenCount": usage[1], "totalTokenCount": sum(usage)}
+            chunk["usageMetadata"] = {
+                "promptTokenCount": usage[0],
+                "candidatesTokenCount": usage[1],
+                "totalTokenCount": sum(usage),
+            }
         return self._chunk(chunk)
 
     def error_event(self, error_body: Any) -> bytes:
@@ -183,9 +259,22 @@ class GeminiWire:
         return b": keep-alive\r\n\r\n"
 
     def error_response(self, status: int) -> Any:
-        names = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
-                 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
-        return {"error": {"code": status, "message": "fake upstream error", "status": names.get(status, "UNKNOWN")}}
+        names = {
+            400: "INVALID_ARGUMENT",
+            403: "PERMISSION_DENIED",
+            404: "NOT_FOUND",
+            429: "RESOURCE_EXHAUSTED",
+            500: "INTERNAL",
+            503: "UNAVAILABLE",
+            504: "DEADLINE_EXCEEDED",
+        }
+        return {
+            "error": {
+                "code": status,
+                "message": "fake upstream error",
+                "status": names.get(status, "UNKNOWN"),
+            }
+        }
 
 
 class OllamaWire:
@@ -200,13 +289,20 @@ class OllamaWire:
 
     def pieces(self, deltas: Deltas) -> list[bytes]:
         return [
-            (self._pre + ('"content":"","thinking":' if reasoning else '"content":') + json.dumps(text) + '},"done":false}\n').encode()
+            (
+                self._pre
+                + ('"content":"","thinking":' if reasoning else '"content":')
+                + json.dumps(text)
+                + '},"done":false}\n'
+            ).encode()
             for reasoning, text in deltas
         ]
 
     def tail(self, finish_reason: str, usage: tuple[int, int] | None) -> bytes:
         counts = f',"prompt_eval_count":{usage[0]},"eval_count":{usage[1]}' if usage is not None else ""
-        return (self._pre + f'"content":""}},"done":true,"done_reason":{json.dumps(finish_reason)}{counts}}}\n').encode()
+        return (
+            self._pre + f'"content":""}},"done":true,"done_reason":{json.dumps(finish_reason)}{counts}}}\n'
+        ).encode()
 
     def error_event(self, error_body: Any) -> bytes:
         return f"{_canned_error(error_body, {'error': 'an error was encountered while running the model'})}\n".encode()
@@ -227,17 +323,38 @@ Wire = OpenAIWire | AnthropicWire | GeminiWire | OllamaWire
 def model_list(path: str, names: list[str], page_token: str) -> dict[str, Any]:
     """The model-list document for a GET path; Gemini pages by two to exercise pageToken."""
     if path == "/api/tags":
-        return {"models": [{"name": n, "model": n, "modified_at": "2025-01-01T00:00:00Z", "size": 1} for n in names]}
+        return {
+            "models": [
+                {"name": n, "model": n, "modified_at": "2025-01-01T00:00:00Z", "size": 1} for n in names
+            ]
+        }
     if path == "/v1beta/models":
         start = int(page_token or 0)
         page = names[start : start + 2]
-        doc: dict[str, Any] = {"models": [
-            {"name": f"models/{n}", "displayName": n.title(), "inputTokenLimit": 32768,
-             "supportedGenerationMethods": ["generateContent", "countTokens"]} for n in page]}
+        doc: dict[str, Any] = {
+            "models": [
+                {
+                    "name": f"models/{n}",
+                    "displayName": n.title(),
+                    "inputTokenLimit": 32768,
+                    "supportedGenerationMethods": ["generateContent", "countTokens"],
+                }
+                for n in page
+            ]
+        }
         if start + 2 < len(names):
             doc["nextPageToken"] = str(start + 2)
         return doc
     # OpenAI and Anthropic share /v1/models; one superset entry satisfies both readers.
-    data = [{"id": n, "object": "model", "type": "model", "display_name": n.title(), "owned_by": "fake", "created": 0}
-            for n in names]
+    data = [
+        {
+            "id": n,
+            "object": "model",
+            "type": "model",
+            "display_name": n.title(),
+            "owned_by": "fake",
+            "created": 0,
+        }
+        for n in names
+    ]
     return {"object": "list", "data": data, "has_more": False}

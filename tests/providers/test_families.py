@@ -21,8 +21,12 @@ from tests.fakeprovider import FakeProvider, Script
 
 REQUEST = ChatRequest(
     model="m",
-    messages=(ChatMessage("system", "Be terse."), ChatMessage("user", "Hi"), ChatMessage("assistant", "Hello"),
-              ChatMessage("user", "Again")),
+    messages=(
+        ChatMessage("system", "Be terse."),
+        ChatMessage("user", "Hi"),
+        ChatMessage("assistant", "Hello"),
+        ChatMessage("user", "Again"),
+    ),
     temperature=0.3,
     max_tokens=64,
     top_p=0.9,
@@ -38,7 +42,12 @@ def test_anthropic_puts_the_system_prompt_on_top_and_maps_settings() -> None:
     body = anthropic.build_body(Target("http://x"), REQUEST)
     assert body["system"] == "Be terse."
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
-    assert (body["max_tokens"], body["temperature"], body["top_p"], body["stop_sequences"]) == (64, 0.3, 0.9, ["END"])
+    assert (body["max_tokens"], body["temperature"], body["top_p"], body["stop_sequences"]) == (
+        64,
+        0.3,
+        0.9,
+        ["END"],
+    )
 
 
 def test_anthropic_always_sends_max_tokens_because_the_api_requires_it() -> None:
@@ -53,9 +62,17 @@ def test_anthropic_authenticates_with_x_api_key_and_a_version() -> None:
 
 
 def test_anthropic_thinking_and_text_deltas_are_told_apart() -> None:
-    thinking = {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "hmm"}}
+    thinking = {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "thinking_delta", "thinking": "hmm"},
+    }
     text = {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Hi"}}
-    signature = {"type": "content_block_delta", "index": 0, "delta": {"type": "signature_delta", "signature": "x"}}
+    signature = {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "signature_delta", "signature": "x"},
+    }
     assert anthropic.parse_event("content_block_delta", thinking) == [ReasoningDelta("hmm")]
     assert anthropic.parse_event("content_block_delta", text) == [TextDelta("Hi")]
     assert anthropic.parse_event("content_block_delta", signature) == []
@@ -63,22 +80,34 @@ def test_anthropic_thinking_and_text_deltas_are_told_apart() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
-    [("end_turn", FinishReason.STOP), ("max_tokens", FinishReason.LENGTH), ("refusal", FinishReason.CONTENT_FILTER),
-     ("tool_use", FinishReason.TOOL_CALLS), ("stop_sequence", FinishReason.STOP)],
+    [
+        ("end_turn", FinishReason.STOP),
+        ("max_tokens", FinishReason.LENGTH),
+        ("refusal", FinishReason.CONTENT_FILTER),
+        ("tool_use", FinishReason.TOOL_CALLS),
+        ("stop_sequence", FinishReason.STOP),
+    ],
 )
 def test_anthropic_stop_reasons_map_to_ours(raw: str, reason: FinishReason) -> None:
-    events = anthropic.parse_event("message_delta", {"type": "message_delta", "delta": {"stop_reason": raw}, "usage": {"output_tokens": 9}})
+    events = anthropic.parse_event(
+        "message_delta",
+        {"type": "message_delta", "delta": {"stop_reason": raw}, "usage": {"output_tokens": 9}},
+    )
     assert events[0] == Usage(None, 9)
     assert isinstance(events[1], Done) and events[1].finish_reason is reason
 
 
 def test_anthropic_in_stream_overload_is_an_overloaded_error() -> None:
     with pytest.raises(ProviderError) as caught:
-        anthropic.parse_event("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+        anthropic.parse_event(
+            "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        )
     assert caught.value.kind is ErrorKind.OVERLOADED and caught.value.retryable
 
 
-async def test_anthropic_usage_takes_input_from_the_start_and_output_from_the_last_delta(fake: FakeProvider) -> None:
+async def test_anthropic_usage_takes_input_from_the_start_and_output_from_the_last_delta(
+    fake: FakeProvider,
+) -> None:
     fake.set_default(Script(tokens=["a", "b", "c"], usage=(33, 3)))
     events = [e async for e in anthropic.stream(Target(fake.url), BARE)]
     assert [e for e in events if isinstance(e, Usage)] == [Usage(33, 3)]
@@ -91,11 +120,20 @@ def test_gemini_uses_user_and_model_roles_a_system_instruction_and_generation_co
     body = gemini.build_body(Target("http://x"), REQUEST)
     assert body["systemInstruction"] == {"parts": [{"text": "Be terse."}]}
     assert [c["role"] for c in body["contents"]] == ["user", "model", "user"]
-    assert body["generationConfig"] == {"temperature": 0.3, "maxOutputTokens": 64, "topP": 0.9, "stopSequences": ["END"]}
+    assert body["generationConfig"] == {
+        "temperature": 0.3,
+        "maxOutputTokens": 64,
+        "topP": 0.9,
+        "stopSequences": ["END"],
+    }
 
 
 def test_gemini_separates_thought_parts_from_text_parts() -> None:
-    chunk = {"candidates": [{"content": {"parts": [{"text": "plan", "thought": True}, {"text": "Hi"}, {"text": "!"}]}}]}
+    chunk = {
+        "candidates": [
+            {"content": {"parts": [{"text": "plan", "thought": True}, {"text": "Hi"}, {"text": "!"}]}}
+        ]
+    }
     assert gemini.parse_chunk(chunk) == [ReasoningDelta("plan"), TextDelta("Hi"), TextDelta("!")]
 
 
@@ -121,7 +159,9 @@ def test_a_blocked_gemini_prompt_is_a_content_filter() -> None:
     assert "prompt" in events[0].detail
 
 
-async def test_a_gemini_answer_blocked_before_any_text_is_an_error_not_an_empty_answer(fake: FakeProvider) -> None:
+async def test_a_gemini_answer_blocked_before_any_text_is_an_error_not_an_empty_answer(
+    fake: FakeProvider,
+) -> None:
     fake.set_default(Script(tokens=[], finish_reason="SAFETY"))
     with pytest.raises(ProviderError) as caught:
         [e async for e in gemini.stream(Target(fake.url), BARE)]
@@ -143,8 +183,14 @@ async def test_gemini_sends_the_key_in_a_header_and_asks_for_sse(fake: FakeProvi
 
 
 async def test_a_gemini_bad_key_400_is_an_auth_error(fake: FakeProvider) -> None:
-    body = {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
-                      "details": [{"reason": "API_KEY_INVALID"}]}}
+    body = {
+        "error": {
+            "code": 400,
+            "message": "API key not valid. Please pass a valid API key.",
+            "status": "INVALID_ARGUMENT",
+            "details": [{"reason": "API_KEY_INVALID"}],
+        }
+    }
     fake.set_default(Script(status=400, error_body=body))
     with pytest.raises(ProviderError) as caught:
         [e async for e in gemini.stream(Target(fake.url), BARE)]
@@ -161,8 +207,16 @@ def test_ollama_puts_settings_in_options() -> None:
 
 
 def test_ollama_reads_thinking_content_and_the_final_counts() -> None:
-    assert ollama.parse_line({"message": {"content": "", "thinking": "hm"}, "done": False}) == [ReasoningDelta("hm")]
-    final = {"message": {"content": ""}, "done": True, "done_reason": "length", "prompt_eval_count": 4, "eval_count": 9}
+    assert ollama.parse_line({"message": {"content": "", "thinking": "hm"}, "done": False}) == [
+        ReasoningDelta("hm")
+    ]
+    final = {
+        "message": {"content": ""},
+        "done": True,
+        "done_reason": "length",
+        "prompt_eval_count": 4,
+        "eval_count": 9,
+    }
     assert ollama.parse_line(final) == [Usage(4, 9), Done(FinishReason.LENGTH)]
 
 

@@ -70,7 +70,11 @@ def test_the_body_asks_for_a_stream_with_usage_and_maps_every_setting() -> None:
 
 
 def test_quirks_rename_max_tokens_drop_stream_options_and_add_extra_fields() -> None:
-    quirks = {"max_tokens_field": "max_completion_tokens", "no_stream_options": True, "extra_body": {"enable_thinking": True}}
+    quirks = {
+        "max_tokens_field": "max_completion_tokens",
+        "no_stream_options": True,
+        "extra_body": {"enable_thinking": True},
+    }
     body = openai_compat.build_body(Target("http://x", quirks=quirks), REQUEST)
     assert "stream_options" not in body and "max_tokens" not in body
     assert body["max_completion_tokens"] == 50 and body["enable_thinking"] is True
@@ -83,26 +87,42 @@ def test_no_authorization_header_is_sent_without_a_key() -> None:
 
 def test_reasoning_is_read_under_either_name() -> None:
     assert openai_compat.parse_chunk({"choices": [{"delta": {"reasoning": "a"}}]}) == [ReasoningDelta("a")]
-    assert openai_compat.parse_chunk({"choices": [{"delta": {"reasoning_content": "b", "content": None}}]}) == [ReasoningDelta("b")]
+    assert openai_compat.parse_chunk(
+        {"choices": [{"delta": {"reasoning_content": "b", "content": None}}]}
+    ) == [ReasoningDelta("b")]
 
 
 def test_list_content_is_read_as_typed_parts() -> None:
-    content = [{"type": "thinking", "thinking": [{"type": "text", "text": "hmm"}]}, {"type": "text", "text": "Hi"}, "!"]
+    content = [
+        {"type": "thinking", "thinking": [{"type": "text", "text": "hmm"}]},
+        {"type": "text", "text": "Hi"},
+        "!",
+    ]
     assert openai_compat.parse_chunk({"choices": [{"delta": {"content": content}}]}) == [
-        ReasoningDelta("hmm"), TextDelta("Hi"), TextDelta("!")
+        ReasoningDelta("hmm"),
+        TextDelta("Hi"),
+        TextDelta("!"),
     ]
 
 
 def test_usage_comes_from_the_usage_chunk_or_from_x_groq() -> None:
-    assert openai_compat.parse_chunk({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}) == [Usage(3, 4)]
+    assert openai_compat.parse_chunk(
+        {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}
+    ) == [Usage(3, 4)]
     groq = {"choices": None, "x_groq": {"usage": {"prompt_tokens": 5, "completion_tokens": 6}}}
     assert openai_compat.parse_chunk(groq) == [Usage(5, 6)]
 
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
-    [("stop", FinishReason.STOP), ("length", FinishReason.LENGTH), ("content_filter", FinishReason.CONTENT_FILTER),
-     ("tool_calls", FinishReason.TOOL_CALLS), ("stop_sequence", FinishReason.STOP), ("weird", FinishReason.OTHER)],
+    [
+        ("stop", FinishReason.STOP),
+        ("length", FinishReason.LENGTH),
+        ("content_filter", FinishReason.CONTENT_FILTER),
+        ("tool_calls", FinishReason.TOOL_CALLS),
+        ("stop_sequence", FinishReason.STOP),
+        ("weird", FinishReason.OTHER),
+    ],
 )
 def test_finish_reasons_map_to_ours(raw: str, reason: FinishReason) -> None:
     events = openai_compat.parse_chunk({"choices": [{"delta": {}, "finish_reason": raw}]})
@@ -116,7 +136,10 @@ def test_an_error_payload_in_a_chunk_raises_without_its_text() -> None:
 
 
 def test_an_openrouter_error_chunk_raises_even_with_choices() -> None:
-    chunk = {"error": {"code": 502, "message": "Provider returned error"}, "choices": [{"delta": {"content": ""}, "finish_reason": "error"}]}
+    chunk = {
+        "error": {"code": 502, "message": "Provider returned error"},
+        "choices": [{"delta": {"content": ""}, "finish_reason": "error"}],
+    }
     with pytest.raises(ProviderError) as caught:
         openai_compat.parse_chunk(chunk)
     assert caught.value.kind is ErrorKind.UNAVAILABLE
@@ -149,7 +172,11 @@ async def test_reasoning_is_kept_apart_from_the_answer(fake: FakeProvider) -> No
 
 @pytest.mark.parametrize(
     ("raw", "reason"),
-    [("length", FinishReason.LENGTH), ("content_filter", FinishReason.CONTENT_FILTER), ("tool_calls", FinishReason.TOOL_CALLS)],
+    [
+        ("length", FinishReason.LENGTH),
+        ("content_filter", FinishReason.CONTENT_FILTER),
+        ("tool_calls", FinishReason.TOOL_CALLS),
+    ],
 )
 async def test_each_finish_reason_arrives_as_done(fake: FakeProvider, raw: str, reason: FinishReason) -> None:
     fake.set_default(Script(finish_reason=raw))
@@ -159,9 +186,19 @@ async def test_each_finish_reason_arrives_as_done(fake: FakeProvider, raw: str, 
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(401, ErrorKind.AUTH), (403, ErrorKind.AUTH), (404, ErrorKind.BAD_REQUEST), (408, ErrorKind.TIMEOUT),
-     (422, ErrorKind.BAD_REQUEST), (429, ErrorKind.RATE_LIMIT), (500, ErrorKind.UNAVAILABLE),
-     (502, ErrorKind.UNAVAILABLE), (503, ErrorKind.OVERLOADED), (504, ErrorKind.TIMEOUT), (529, ErrorKind.OVERLOADED)],
+    [
+        (401, ErrorKind.AUTH),
+        (403, ErrorKind.AUTH),
+        (404, ErrorKind.BAD_REQUEST),
+        (408, ErrorKind.TIMEOUT),
+        (422, ErrorKind.BAD_REQUEST),
+        (429, ErrorKind.RATE_LIMIT),
+        (500, ErrorKind.UNAVAILABLE),
+        (502, ErrorKind.UNAVAILABLE),
+        (503, ErrorKind.OVERLOADED),
+        (504, ErrorKind.TIMEOUT),
+        (529, ErrorKind.OVERLOADED),
+    ],
 )
 async def test_error_statuses_map_to_kinds(fake: FakeProvider, status: int, kind: ErrorKind) -> None:
     fake.set_default(Script(status=status))
@@ -170,8 +207,13 @@ async def test_error_statuses_map_to_kinds(fake: FakeProvider, status: int, kind
 
 
 async def test_a_400_that_says_the_context_is_too_long_is_a_context_length_error(fake: FakeProvider) -> None:
-    body = {"error": {"message": "This model's maximum context length is 8192 tokens.", "type": "invalid_request_error",
-                      "code": "context_length_exceeded"}}
+    body = {
+        "error": {
+            "message": "This model's maximum context length is 8192 tokens.",
+            "type": "invalid_request_error",
+            "code": "context_length_exceeded",
+        }
+    }
     fake.set_default(Script(status=400, error_body=body))
     _, err = await failure(openai_compat.stream(target_for(fake), REQUEST))
     assert err.kind is ErrorKind.CONTEXT_LENGTH
@@ -179,15 +221,23 @@ async def test_a_400_that_says_the_context_is_too_long_is_a_context_length_error
 
 
 async def test_insufficient_quota_is_not_a_retryable_rate_limit(fake: FakeProvider) -> None:
-    fake.set_default(Script(status=429, error_body={"error": {"type": "insufficient_quota", "code": "insufficient_quota"}}))
+    fake.set_default(
+        Script(status=429, error_body={"error": {"type": "insufficient_quota", "code": "insufficient_quota"}})
+    )
     _, err = await failure(registry.stream("openai", target_for(fake), REQUEST))
     assert not err.retryable and len(fake.requests) == 1
 
 
 @pytest.mark.parametrize("where", ["status", "in-stream"])
 async def test_the_upstream_error_text_never_reaches_the_error(fake: FakeProvider, where: str) -> None:
-    body = {"error": {"message": f"Incorrect API key provided: {CANARY}", "type": CANARY, "code": "invalid_api_key",
-                      "param": CANARY}}
+    body = {
+        "error": {
+            "message": f"Incorrect API key provided: {CANARY}",
+            "type": CANARY,
+            "code": "invalid_api_key",
+            "param": CANARY,
+        }
+    }
     if where == "status":
         fake.set_default(Script(status=401, error_body=body))
     else:
@@ -237,7 +287,7 @@ async def test_an_error_event_after_200_is_an_error_not_a_complete_answer(fake: 
 async def test_retry_never_happens_after_the_first_token(fake: FakeProvider) -> None:
     fake.enqueue(Script(tokens=["a", "b", "c"], error_event_after=1))
     fake.set_default(Script(tokens=["never"]))
-    seen, err = await failure(registry.stream("openai", target_for(fake), REQUEST))
+    seen, _ = await failure(registry.stream("openai", target_for(fake), REQUEST))
     assert text_of(seen) == "a" and len(fake.requests) == 1
 
 

@@ -63,7 +63,10 @@ def test_it_joins_multi_line_data_with_newlines() -> None:
 
 
 def test_it_reports_comments_so_keepalives_can_be_told_from_content() -> None:
-    assert decode_all(b": keep-alive\n\n: ping - 2025-01-01\n\n") == [Comment("keep-alive"), Comment("ping - 2025-01-01")]
+    assert decode_all(b": keep-alive\n\n: ping - 2025-01-01\n\n") == [
+        Comment("keep-alive"),
+        Comment("ping - 2025-01-01"),
+    ]
 
 
 def test_a_lone_cr_at_the_end_of_a_read_does_not_become_an_extra_blank_line() -> None:
@@ -76,7 +79,10 @@ def test_a_cr_only_stream_dispatches_events() -> None:
 
 
 def test_it_keeps_the_event_name_and_id_and_resets_the_name_after_each_event() -> None:
-    assert decode_all(b"event: error\nid: 7\ndata: x\n\ndata: y\n\n") == [SSEEvent("x", "error", "7"), SSEEvent("y", "message", "7")]
+    assert decode_all(b"event: error\nid: 7\ndata: x\n\ndata: y\n\n") == [
+        SSEEvent("x", "error", "7"),
+        SSEEvent("y", "message", "7"),
+    ]
 
 
 def test_an_event_without_data_is_not_dispatched() -> None:
@@ -97,7 +103,10 @@ def test_a_leading_byte_order_mark_is_ignored() -> None:
 
 
 def test_a_legacy_llama_cpp_error_field_becomes_an_error_event() -> None:
-    assert decode_all(b'error: {"code":400}\n\ndata: [DONE]\n\n') == [SSEEvent('{"code":400}', "error"), SSEEvent("[DONE]")]
+    assert decode_all(b'error: {"code":400}\n\ndata: [DONE]\n\n') == [
+        SSEEvent('{"code":400}', "error"),
+        SSEEvent("[DONE]"),
+    ]
 
 
 def test_an_oversized_line_raises_instead_of_buffering_forever() -> None:
@@ -115,7 +124,7 @@ def test_an_oversized_line_inside_one_read_raises_too() -> None:
 
 def test_ndjson_yields_each_line_and_a_final_unterminated_one() -> None:
     decoder = NDJSONDecoder()
-    lines = decoder.feed(b'{"a":1}\r\n\n{"b"') + decoder.feed(b":2}\n{\"c\":3}")
+    lines = decoder.feed(b'{"a":1}\r\n\n{"b"') + decoder.feed(b':2}\n{"c":3}')
     assert lines + decoder.end() == [b'{"a":1}', b'{"b":2}', b'{"c":3}']
 
 
