@@ -64,7 +64,7 @@ async def test_retry_after_is_honoured() -> None:
     clock = FakeClock()
     calls, fn = attempts(ProviderError(ErrorKind.RATE_LIMIT, retry_after=7.0), [Done()])
     await drain(clock, fn)
-    assert clock.sleeps == [7.0]
+    assert clock.sleeps == [7.0] and len(calls) == 2
 
 
 async def test_a_retry_after_beyond_the_budget_fails_at_once_instead_of_waiting() -> None:
