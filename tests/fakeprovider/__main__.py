@@ -42,9 +42,10 @@ def main() -> None:
             usage=(12, args.tokens),
         )
     )
-    print(f"fake provider on {fake.url} (OpenAI base {fake.url}/v1)", flush=True)
     try:
-        fake.serve_forever()
+        fake.serve_forever(
+            lambda: print(f"fake provider on {fake.url} (OpenAI base {fake.url}/v1)", flush=True)
+        )
     except KeyboardInterrupt:
         pass
 

@@ -16,6 +16,7 @@ import math
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -282,9 +283,12 @@ class FakeProvider:
             self._thread.join(5)
         self._thread = None
 
-    def serve_forever(self) -> None:
-        """Run in the calling thread (the command-line entry point)."""
-        asyncio.run(self._serve(None))
+    def serve_forever(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Run in the calling thread (the command-line entry point); ``on_ready`` once bound."""
+        ready = threading.Event()
+        if on_ready is not None:
+            threading.Thread(target=lambda: ready.wait() and on_ready(), daemon=True).start()
+        asyncio.run(self._serve(ready))
 
     # ---- the server ------------------------------------------------------------------------
 
