@@ -101,3 +101,4 @@ class ChatModelAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).select_related("provider")
+import chat.admin_browser  # noqa: F401  (registers the in-browser model catalogue)

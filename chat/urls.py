@@ -9,3 +9,10 @@ urlpatterns = [
     path("api/conversations/", views.api_conversations, name="api-conversations"),
     path("api/conversations/<uuid:conversation_id>/", views.api_conversation, name="api-conversation"),
 ]
+
+from chat import browser_models  # in-browser models (issue 5)
+
+urlpatterns += [
+    path("browser-models/weights/<str:version>/<str:name>", browser_models.bundled_weights, name="browser-weights"),
+    path("api/browser-models/exchanges/", browser_models.save_exchange, name="browser-exchanges"),
+]

@@ -11,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from chat.access import access_conversation, usable_models
+from chat.browser_models import browser_models_for, engine_page
 from chat.models import Conversation
 from chat.serializers import conversation_json, message_json, model_json
 
@@ -36,6 +37,7 @@ def _conversation_page(user: object, before: datetime | None) -> dict[str, objec
 
 @require_GET
 @login_required
+@engine_page
 def chat_page(request: HttpRequest, conversation_id: uuid.UUID | None = None) -> HttpResponse:
     conversation = access_conversation(request.user, conversation_id) if conversation_id else None
     models = usable_models(request.user).order_by("provider__name", "display_name", "model_id")
@@ -47,6 +49,7 @@ def chat_page(request: HttpRequest, conversation_id: uuid.UUID | None = None) ->
         **_conversation_page(request.user, None),
         "conversation": conversation_json(conversation) if conversation else None,
         "messages": [message_json(m) for m in conversation.messages.all()] if conversation else [],
+        "browser_models": browser_models_for(request.user),
     }
     return render(request, "chat/chat.html", {"page_data": page_data})
 

@@ -1,5 +1,6 @@
 """Parley's tables: the provider catalogue admins manage, and users' conversations."""
 
+from chat.models.browser import BrowserModel as BrowserModel  # re-exported for chat.access and admin
 from chat.models.catalog import ChatModel, Family, Provider
 from chat.models.conversations import Conversation, Message, Reason, Role, Status
 
