@@ -145,7 +145,7 @@ function refreshComposer() {
   const answering = Boolean(answerOnScreen());
   stopButton.hidden = !answering;
   sendButton.disabled = sending || answering || data.models.length === 0;
-  emptyNote.hidden = messages.container.childElementCount > 0;
+  emptyNote.hidden = messages.container.childElementCount > 0 || data.models.length === 0;
 }
 
 function submit() {
@@ -171,7 +171,9 @@ function wire() {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
   });
   document.addEventListener("keydown", (e) => {
-    if (e.key === "Escape" && answerOnScreen()) { e.preventDefault(); stop(); }
+    if (e.key !== "Escape") return;
+    if (document.body.classList.contains("sidebar-open")) closeSidebar();
+    else if (answerOnScreen()) { e.preventDefault(); stop(); }
   });
   stopButton.addEventListener("click", stop);
   byId("new-chat").addEventListener("click", (e) => {
@@ -197,4 +199,7 @@ function wire() {
 wire();
 sidebar.append(data.conversations);
 show(data.conversation, data.messages);
-if (data.models.length === 0) prompt.disabled = true;
+if (data.models.length === 0) {
+  prompt.disabled = true;
+  picker.select.disabled = true;
+}

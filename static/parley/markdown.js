@@ -17,9 +17,9 @@ const marked = new Marked({
   gfm: true,
   renderer: {
     // Models write "<div>" meaning the text "<div>" far more often than they mean markup.
-    html: ({ text }) => escapeHtml(text),
-    image: ({ href, text }) =>
-      `<a href="${escapeHtml(href)}" class="image-link">${escapeHtml(text || href)}</a>`,
+    html: (/** @type {{text: string}} */ { text }) => escapeHtml(text),
+    image: (/** @type {{href: string, text: string}} */ { href, text }) =>
+      `<a href="${escapeHtml(href)}" class="image-link">Image: ${escapeHtml(text || href)}</a>`,
   },
 });
 

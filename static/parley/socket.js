@@ -77,7 +77,9 @@ export class ChatSocket {
   send(frame) {
     if (frame.type === "send") this.unacked.set(frame.client_id, frame);
     if (this.ready && this.ws) this.ws.send(JSON.stringify(frame));
-    else if (frame.type !== "send" && frame.type !== "ping") this.outbox.push(frame);
+    // Not queued: a `send` waits in `unacked`, a resume is re-sent for every tracked answer on
+    // `hello` anyway, and a ping is only meaningful on the socket it was sent on.
+    else if (!["send", "resume", "ping"].includes(frame.type)) this.outbox.push(frame);
   }
 
   /**
