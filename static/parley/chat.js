@@ -11,6 +11,7 @@ import { ModelPicker } from "./models.js";
 import { Sidebar, conversationUrl } from "./sidebar.js";
 import { getJson } from "./http.js";
 import { ConnectionNotice } from "./connection.js";
+import { InBrowser, answerInBrowser } from "./local.js";
 
 /** @typedef {import("./events.js").PageData} PageData */
 /** @typedef {import("./events.js").Message} Message */
@@ -32,6 +33,9 @@ const socket = new ChatSocket(data.ws_path, data.protocol);
 new ConnectionNotice(byId("connection"), socket);
 const messages = new MessageList(byId("messages"), new Announcer(byId("announcer")));
 const picker = new ModelPicker(/** @type {HTMLSelectElement} */ (byId("model")), data.models);
+// Models that run in this browser join the same picker; their engines load only when picked.
+const inBrowser = new InBrowser(picker.select, data.browser_models ?? [], byId("composer"));
+const noModels = data.models.length === 0 && inBrowser.models.length === 0;
 const sidebar = new Sidebar(/** @type {HTMLUListElement} */ (byId("conversations")),
   /** @type {HTMLButtonElement} */ (byId("load-more")), data.next, (id) => open(id, true));
 
@@ -103,7 +107,7 @@ async function follow(conversation, view, seq, resume) {
 }
 
 function answerOnScreen() {
-  return [...live.values()].find((a) => a.conversation === current?.id);
+  return [...live.values()].find((a) => a.conversation === (current?.id ?? ""));
 }
 
 /** @param {string} content */
@@ -114,6 +118,7 @@ async function send(content) {
   const mine = new MessageView({ id: "", role: "user", content, status: "sending" });
   messages.add(mine);
   refreshComposer();
+  if (inBrowser.owns(picker.value)) return sendInBrowser(mine, startedIn);
   try {
     const request = { conversation: current?.id ?? null, model: picker.value, content };
     const { conversation, message } = await postMessage(socket, request, (assistant) => {
@@ -141,11 +146,40 @@ async function send(content) {
   }
 }
 
+/**
+ * The answer is produced in this page (local.js) and saved afterwards; no socket frame is sent.
+ * @param {MessageView} mine @param {Conversation | null} startedIn
+ */
+async function sendInBrowser(mine, startedIn) {
+  try {
+    await answerInBrowser(inBrowser, {
+      messages, mine, conversation: startedIn?.id ?? null, model: picker.value,
+      track: (view, stop) => {
+        live.set(view.data.id, { view, conversation: startedIn?.id ?? "", stop });
+        refreshComposer();
+        return () => { live.delete(view.data.id); refreshComposer(); };
+      },
+      saved: (conversation) => {
+        sidebar.upsert(conversation);
+        if (startedIn === null && current === null) {
+          current = conversation;
+          sidebar.setActive(conversation.id);
+          document.title = `${conversation.title || "Untitled"} · Parley`;
+          history.pushState(null, "", conversationUrl(conversation.id));
+        }
+      },
+    });
+  } finally {
+    sending = false;
+    refreshComposer();
+  }
+}
+
 function refreshComposer() {
   const answering = Boolean(answerOnScreen());
   stopButton.hidden = !answering;
-  sendButton.disabled = sending || answering || data.models.length === 0;
-  emptyNote.hidden = messages.container.childElementCount > 0 || data.models.length === 0;
+  sendButton.disabled = sending || answering || noModels;
+  emptyNote.hidden = messages.container.childElementCount > 0 || noModels;
 }
 
 function submit() {
@@ -199,7 +233,7 @@ function wire() {
 wire();
 sidebar.append(data.conversations);
 show(data.conversation, data.messages);
-if (data.models.length === 0) {
+if (noModels) {
   prompt.disabled = true;
   picker.select.disabled = true;
 }

@@ -1,0 +1,67 @@
+// @ts-check
+/**
+ * In-browser engines by name. Each engine's module (and the library it vendors) is imported only
+ * when a user first picks one of its models, so the chat page loads no engine code by itself.
+ * Every engine exposes the same shape: `load(model, {onProgress})` resolves to a LoadedModel
+ * whose `generate(turns, options, signal)` yields the AnswerEvents the server socket yields.
+ */
+
+/** @typedef {import("../events.js").AnswerEvent} AnswerEvent */
+/**
+ * @typedef {object} BrowserModel  one entry of page_data.browser_models
+ * @property {string} id  "browser:<uuid>"
+ * @property {string} name
+ * @property {"wllama" | "webllm" | "transformers"} engine
+ * @property {string} url  weights URL (Parley's own, or Hugging Face)
+ * @property {number} size  bytes to download
+ * @property {string} licence
+ * @property {boolean} internet  true when the weights come from outside Parley
+ */
+/** @typedef {{role: "system" | "user" | "assistant", content: string}} Turn */
+/** @typedef {{temperature?: number, max_tokens?: number, top_p?: number}} Options */
+/**
+ * @typedef {object} LoadedModel
+ * @property {(turns: Turn[], options: Options, signal: AbortSignal) => AsyncGenerator<AnswerEvent>} generate
+ * @property {() => Promise<void>} unload
+ * @property {number} threads
+ */
+/** @typedef {(loaded: number, total: number) => void} Progress */
+/** @typedef {{ok: true} | {ok: false, reason: string}} Availability */
+
+const LOADERS = {
+  wllama: () => import("./wllama.js"),
+  webllm: () => import("./webllm.js"),
+  transformers: () => import("./transformers.js"),
+};
+
+/** Engines that cannot run without a WebGPU adapter. */
+const NEEDS_WEBGPU = new Set(["webllm"]);
+
+/**
+ * Whether WebGPU works here, checked without loading any engine.
+ * @param {any} [nav]  navigator, replaceable in tests
+ * @returns {Promise<Availability>}
+ */
+export async function webgpu(nav = globalThis.navigator) {
+  if (!nav?.gpu) return { ok: false, reason: "this browser has no WebGPU" };
+  try {
+    const adapter = await nav.gpu.requestAdapter();
+    return adapter ? { ok: true } : { ok: false, reason: "no WebGPU adapter (no usable GPU)" };
+  } catch (error) {
+    return { ok: false, reason: `WebGPU failed: ${error instanceof Error ? error.message : error}` };
+  }
+}
+
+/** @param {BrowserModel} model @returns {Promise<Availability>} */
+export async function availability(model) {
+  if (!(model.engine in LOADERS)) return { ok: false, reason: `unknown engine "${model.engine}"` };
+  if (NEEDS_WEBGPU.has(model.engine)) return webgpu();
+  if (typeof WebAssembly !== "object") return { ok: false, reason: "this browser has no WebAssembly" };
+  return { ok: true };
+}
+
+/** @param {BrowserModel} model @param {{onProgress?: Progress}} [options] @returns {Promise<LoadedModel>} */
+export async function load(model, options = {}) {
+  const engine = await LOADERS[model.engine]();
+  return engine.load(model, options);
+}

@@ -1,0 +1,110 @@
+"""SmolLM2 answering inside the page: nothing of the question reaches the server until the
+finished exchange is saved; Stop is prompt; a second visit loads the weights from the cache."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from tests.browser_local.conftest import log_in
+from tests.live import LiveServer
+
+QUESTION = "What is the capital of France? Answer in one sentence."
+MODEL = "SmolLM2 135M Instruct"
+ANSWER = '.message[data-role="assistant"]'
+
+
+class Traffic:
+    """Every HTTP request and WebSocket frame the page sends, workers included."""
+
+    def __init__(self, page: Any) -> None:
+        self.requests: list[tuple[str, str, str]] = []
+        self.frames: list[str] = []
+        page.on("request", lambda r: self.requests.append((r.method, r.url, r.post_data or "")))
+        page.on("websocket", lambda ws: ws.on("framesent", lambda payload: self.frames.append(str(payload))))
+
+    def weights_gets(self) -> int:
+        return sum(1 for method, url, _ in self.requests if method == "GET" and url.endswith(".gguf"))
+
+    def mentions(self, text: str) -> list[str]:
+        return [f"{m} {u}" for m, u, body in self.requests if text in body or text in u] + [
+            f for f in self.frames if text in f
+        ]
+
+
+def pick_model(page: Any) -> None:
+    page.select_option("#model", label=MODEL)
+
+
+def ask(page: Any, text: str) -> None:
+    page.fill("#prompt", text)
+    page.keyboard.press("Enter")
+
+
+def test_smollm2_answers_in_the_page_and_the_exchange_is_saved(context: Any, server: LiveServer) -> None:
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    log_in(page, server)
+    traffic = Traffic(page)
+    assert not [u for _, u, _ in traffic.requests if "/engines/" in u or "/vendor/wllama" in u]  # lazy
+    pick_model(page)
+    ask(page, QUESTION)
+    page.click("#local-consent-accept")
+    page.wait_for_selector(f'{ANSWER}[data-status="complete"]', timeout=180_000)
+    answer = page.locator(f"{ANSWER} .message-body").last.inner_text()
+    assert "Paris" in answer, answer
+
+    # Generation happened in the page: the question left it only inside the final save.
+    saves = [body for method, url, body in traffic.requests if method == "POST"]
+    assert len(saves) == 1 and json.loads(saves[0])["prompt"] == QUESTION, traffic.requests
+    assert [r for r in traffic.mentions("capital of France") if "/api/browser-models/exchanges/" not in r] == []
+    assert traffic.weights_gets() >= 1
+    assert page.evaluate("crossOriginIsolated") is True
+    assert "threads" in page.inner_text("#local-status")
+
+    page.wait_for_url("**/chat/*-*/")  # the saved conversation's address
+    page.reload()
+    page.locator(ANSWER).first.wait_for()
+    assert "Paris" in page.locator(f"{ANSWER} .message-body").first.inner_text()
+    assert "capital of France" in page.locator("#conversations").inner_text()
+    assert not errors, errors
+
+    # A second visit: the weights come from the browser's cache, not the network.
+    second = context.new_page()
+    again = Traffic(second)
+    second.goto(server.url + "/chat/")
+    pick_model(second)
+    ask(second, "Say hello.")
+    second.wait_for_selector(f'{ANSWER}[data-status="complete"]', timeout=120_000)
+    assert again.weights_gets() == 0, again.requests
+    assert second.locator("#local-consent").count() == 0  # consent is asked once
+    second.close()
+    page.close()
+
+
+def test_stop_ends_an_in_browser_answer_within_a_second_and_keeps_the_text(
+    context: Any, server: LiveServer
+) -> None:
+    page = context.new_page()
+    page.goto(server.url + "/chat/")
+    if "/accounts/login/" in page.url:
+        log_in(page, server)
+    pick_model(page)
+    ask(page, "Write a long story about a robot who learns to paint.")
+    answer = page.locator(ANSWER).last
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.message[data-role=assistant] .message-body')].pop()"
+        "?.innerText.split(/\\s+/).length > 8",
+        timeout=120_000,
+    )
+    started = time.monotonic()
+    page.click("#stop")
+    page.wait_for_selector(f'{ANSWER}[data-status="incomplete"]', timeout=5_000)
+    assert time.monotonic() - started < 1.0
+    partial = answer.locator(".message-body").inner_text()
+    time.sleep(0.5)
+    assert answer.locator(".message-body").inner_text() == partial and len(partial.split()) > 8
+    assert "Stopped" in answer.locator(".message-meta").inner_text()
+    page.close()
