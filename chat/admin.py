@@ -1,19 +1,42 @@
 """Django admin for the provider catalogue. Keys are write-only: admins see the last four
-characters at most, and no page or form ever renders a stored key."""
+characters at most, and no page or form ever renders a stored key.
+
+Provider health comes from chat.discovery's cache; the list page only ever queues
+background checks, so a dead provider cannot stall it.
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from django import forms
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.timesince import timesince
 
+from chat import discovery
 from chat.models import ChatModel, Provider
+from providers.presets import PRESETS, choices
+
+
+def _preset_choices() -> list[tuple[str, str]]:
+    return [("", "None (give the family and base URL)"), *choices()]
 
 
 class ProviderForm(forms.ModelForm):
+    preset = forms.ChoiceField(
+        choices=_preset_choices, required=False,
+        help_text="Fills in the family and base URL when you leave them at their defaults.",
+    )
+    base_url = forms.URLField(
+        required=False, max_length=500, assume_scheme="https",
+        help_text="Leave blank to use the preset's address.",
+    )
     api_key = forms.CharField(
         required=False,
         strip=True,
@@ -42,6 +65,17 @@ class ProviderForm(forms.ModelForm):
         if self.instance and self.instance.extra_headers_encrypted:
             names = ", ".join(sorted(self.instance.extra_headers())) or "none"
             self.fields["extra_headers"].help_text = f"Headers stored: {names}. Leave blank to keep them."
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        preset = PRESETS.get(data.get("preset") or "")
+        if preset is not None:
+            data["base_url"] = data.get("base_url") or preset.base_url
+            if "family" not in self.changed_data or not data.get("family"):
+                data["family"] = preset.family
+        if not data.get("base_url"):
+            self.add_error("base_url", "Give a base URL (this preset has none).")
+        return data
 
     def clean_extra_headers(self) -> dict[str, str] | None:
         raw = self.cleaned_data.get("extra_headers", "").strip()
@@ -78,10 +112,67 @@ class ChatModelInline(admin.TabularInline):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderForm
-    list_display = ["name", "label", "family", "preset", "base_url", "key_status", "enabled"]
+    list_display = ["name", "label", "family", "preset", "base_url", "key_status", "health", "enabled"]
     list_filter = ["family", "enabled"]
     search_fields = ["name", "label", "base_url"]
+    readonly_fields = ["health_detail"]
     inlines = [ChatModelInline]
+    actions = ["test_connection", "discover_models"]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        # Queue checks for stale providers; this page shows what is cached and never waits.
+        # Not on POST: an action is about to check the selected providers itself.
+        if request.method == "GET":
+            discovery.refresh_stale(Provider.objects.filter(enabled=True))
+        return super().changelist_view(request, extra_context)
+
+    @admin.display(description="Health")
+    def health(self, obj: Provider) -> str:
+        status = discovery.cached_health(obj)
+        if status is None:
+            return "not checked yet" if obj.enabled else "disabled"
+        if status.ok:
+            return format_html('<span title="{}">healthy, {} ms</span>', status.summary(), status.latency_ms)
+        return format_html('<strong title="{}">unhealthy: {}</strong>', status.summary(), status.kind)
+
+    @admin.display(description="Last check")
+    def health_detail(self, obj: Provider) -> str:
+        status = discovery.cached_health(obj) if obj.pk else None
+        if status is None:
+            return "Not checked yet. Use the “Test connection” action on the provider list."
+        ago = timesince(datetime.fromtimestamp(status.checked, tz=UTC))
+        state = "Healthy" if status.ok else "Unhealthy"
+        return f"{state} ({ago} ago): {status.summary()}"
+
+    @admin.action(description="Test connection (a tiny real request)")
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        for provider in queryset:
+            status = discovery.check(provider)
+            level = messages.SUCCESS if status.ok else messages.ERROR
+            self.message_user(request, f"{provider.name}: {status.summary()}.", level)
+
+    @admin.action(description="Discover models (imported disabled, for you to enable)")
+    def discover_models(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        for provider in queryset:
+            status = discovery.check(provider)
+            if not status.ok:
+                self.message_user(request, f"{provider.name}: {status.summary()}.", messages.ERROR)
+                continue
+            if not status.listed:
+                self.message_user(
+                    request, f"{provider.name}: this service has no model list; add models by hand.", messages.WARNING
+                )
+                continue
+            added = discovery.do_import_models(provider, status.models)
+            link = reverse("admin:chat_chatmodel_changelist") + f"?provider__id__exact={provider.pk}&enabled__exact=0"
+            self.message_user(
+                request,
+                format_html(
+                    '{}: {} model(s) listed, {} new imported as disabled. <a href="{}">Enable the ones users may pick</a>.',
+                    provider.name, len(status.models), len(added), link,
+                ),
+                messages.SUCCESS,
+            )
 
     @admin.display(description="Key")
     def key_status(self, obj: Provider) -> str:

@@ -230,6 +230,7 @@ class FakeProvider:
         self._default = Script()
         self._by_model: dict[str, Script] = {}
         self._queue: collections.deque[Script] = collections.deque()
+        self._list_failure: Script | None = None
         self._lock = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -255,6 +256,11 @@ class FakeProvider:
         with self._lock:
             self._queue.append(script)
 
+    def fail_model_list(self, script: Script | None) -> None:
+        """Answer model-list requests with ``script``'s status, headers and error body (None: list again)."""
+        with self._lock:
+            self._list_failure = script
+
     def wait_for_requests(self, n: int, timeout: float = 5) -> list[Recorded]:
         with self._lock:
             if not self._lock.wait_for(lambda: len(self.requests) >= n, timeout):
@@ -266,6 +272,7 @@ class FakeProvider:
             self._default = Script()
             self._by_model.clear()
             self._queue.clear()
+            self._list_failure = None
             self.requests.clear()
 
     def start(self) -> FakeProvider:
@@ -350,6 +357,11 @@ class FakeProvider:
             self._record(rec)
             with self._lock:
                 names = sorted(set(self._by_model) | {"fake-model"})
+                failure = self._list_failure
+            if failure is not None:
+                body = failure.error_body if failure.error_body is not None else {"error": {"message": "fake"}}
+                text = body.decode() if isinstance(body, bytes) else body if isinstance(body, str) else json.dumps(body)
+                return await _send_whole(writer, failure.status, "application/json", text, failure.headers)
             token = (rec.query.get("pageToken") or [""])[0]
             return await _send_whole(
                 writer, 200, "application/json", json.dumps(wire.model_list(rec.path, names, token))
