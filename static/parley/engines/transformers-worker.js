@@ -1,0 +1,52 @@
+// The Transformers.js pipeline's home: loading and generation never block the page.
+import {
+  InterruptableStoppingCriteria, TextStreamer, env, pipeline,
+} from "../../vendor/transformers-4.3.1/transformers.min.js";
+
+const VENDOR = new URL("../../vendor/transformers-4.3.1/", import.meta.url).href;
+// Only Parley's own copy of onnxruntime's wasm, never a CDN (CSP would refuse it anyway).
+env.backends.onnx.wasm.wasmPaths = VENDOR;
+env.allowLocalModels = false;
+
+/** @type {any} */
+let generator = null;
+const stopping = new InterruptableStoppingCriteria();
+
+async function load({ model, device }) {
+  const files = new Map();
+  generator = await pipeline("text-generation", model, {
+    device, dtype: "q4",
+    progress_callback: (p) => {
+      if (p.status !== "progress") return;
+      files.set(p.file, [p.loaded, p.total]);
+      const [loaded, total] = [...files.values()].reduce(([a, b], [c, d]) => [a + c, b + d], [0, 0]);
+      postMessage({ type: "progress", loaded, total });
+    },
+  });
+  postMessage({ type: "ready", device });
+}
+
+async function generate({ messages, max_new_tokens, temperature }) {
+  stopping.reset();
+  let tokens = 0;
+  const streamer = new TextStreamer(generator.tokenizer, {
+    skip_prompt: true, skip_special_tokens: true,
+    callback_function: (text) => postMessage({ type: "delta", text }),
+    token_callback_function: () => { tokens += 1; },
+  });
+  await generator(messages, {
+    max_new_tokens, do_sample: temperature > 0, temperature: temperature || undefined,
+    streamer, stopping_criteria: stopping,
+  });
+  postMessage({ type: "done", output_tokens: tokens, stopped: stopping.interrupted, length: tokens >= max_new_tokens });
+}
+
+self.onmessage = async ({ data }) => {
+  try {
+    if (data.type === "load") await load(data);
+    else if (data.type === "generate") await generate(data);
+    else if (data.type === "interrupt") stopping.interrupt();
+  } catch (error) {
+    postMessage({ type: "error", message: error instanceof Error ? error.message : String(error) });
+  }
+};

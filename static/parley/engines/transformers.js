@@ -1,0 +1,96 @@
+// @ts-check
+/**
+ * Transformers.js (@huggingface/transformers): ONNX models on WebGPU when there is an adapter,
+ * else on WebAssembly. The pipeline runs in transformers-worker.js; this module turns the
+ * worker's small messages into AnswerEvents. The library's JS is vendored; onnxruntime's wasm
+ * (14-28 MB) is not, and deployments drop it into static/vendor/transformers-4.3.1/.
+ */
+import { webgpu } from "./index.js";
+
+/** @typedef {import("./index.js").BrowserModel} BrowserModel */
+/** @typedef {import("./index.js").Turn} Turn */
+/** @typedef {import("./index.js").Options} Options */
+/** @typedef {import("../events.js").AnswerEvent} AnswerEvent */
+/**
+ * What transformers-worker.js posts.
+ * @typedef {{type: "progress", loaded: number, total: number} | {type: "ready", device: string}
+ *   | {type: "delta", text: string} | {type: "done", output_tokens: number, stopped: boolean, length: boolean}
+ *   | {type: "error", message: string}} WorkerMessage
+ */
+
+const DEFAULT_MAX_TOKENS = 512;
+
+/** The Hugging Face repo id from a model URL (https://huggingface.co/<owner>/<name>). @param {string} url */
+export function repoId(url) {
+  return url.replace(/^https:\/\/huggingface\.co\//, "").replace(/\/+$/, "");
+}
+
+/**
+ * @param {BrowserModel} model
+ * @param {{onProgress?: import("./index.js").Progress, nav?: any}} [options]
+ * @returns {Promise<import("./index.js").LoadedModel>}
+ */
+export async function load(model, { onProgress, nav } = {}) {
+  const device = (await webgpu(nav)).ok ? "webgpu" : "wasm";
+  const worker = new Worker(new URL("./transformers-worker.js", import.meta.url), { type: "module" });
+  await new Promise((resolve, reject) => {
+    worker.onmessage = ({ data }) => {
+      if (data.type === "progress") onProgress?.(data.loaded, data.total);
+      else if (data.type === "ready") resolve(undefined);
+      else if (data.type === "error") reject(new Error(data.message));
+    };
+    worker.onerror = (e) => reject(new Error(e.message || "the Transformers.js worker failed to start"));
+    worker.postMessage({ type: "load", model: repoId(model.url), device });
+  });
+  return {
+    threads: 1,
+    generate: (turns, options, signal) => generate(worker, turns, options, signal),
+    unload: async () => worker.terminate(),
+  };
+}
+
+/**
+ * One answer from the worker as AnswerEvents; aborting asks the worker to interrupt.
+ * @param {{postMessage: (m: any) => void, addEventListener: Function, removeEventListener: Function}} worker
+ * @param {Turn[]} turns @param {Options} options @param {AbortSignal} signal
+ * @returns {AsyncGenerator<AnswerEvent>}
+ */
+export async function* generate(worker, turns, options, signal) {
+  /** @type {WorkerMessage[]} */
+  const queue = [];
+  /** @type {(() => void) | null} */
+  let wake = null;
+  const onMessage = (/** @type {MessageEvent} */ e) => { queue.push(e.data); wake?.(); };
+  const interrupt = () => worker.postMessage({ type: "interrupt" });
+  worker.addEventListener("message", onMessage);
+  signal.addEventListener("abort", interrupt, { once: true });
+  worker.postMessage({ type: "generate", messages: turns, max_new_tokens: options.max_tokens ?? DEFAULT_MAX_TOKENS,
+    temperature: options.temperature ?? 0.7 });
+  let text = "";
+  try {
+    while (true) {
+      const message = queue.shift();
+      if (!message) {
+        await new Promise((resolve) => { wake = () => resolve(undefined); });
+        wake = null;
+        continue;
+      }
+      if (message.type === "delta" && message.text) {
+        text += message.text;
+        yield { type: "delta", text: message.text, reasoning: "" };
+      } else if (message.type === "done") {
+        const usage = { output_tokens: message.output_tokens };
+        if (message.stopped || signal.aborted) yield { type: "end", status: "incomplete", reason: "stopped", usage, error: null };
+        else yield { type: "end", status: "complete", reason: message.length ? "length" : "stop", usage, error: null };
+        return;
+      } else if (message.type === "error") {
+        yield { type: "end", status: text ? "incomplete" : "error", reason: "error", usage: null,
+          error: { kind: "unavailable", message: `Transformers.js failed: ${message.message}` } };
+        return;
+      }
+    }
+  } finally {
+    worker.removeEventListener("message", onMessage);
+    signal.removeEventListener("abort", interrupt);
+  }
+}

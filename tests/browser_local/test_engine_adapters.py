@@ -1,0 +1,179 @@
+"""The WebLLM and Transformers.js adapters, unit-tested inside Chromium with fake engines.
+
+Chromium here has no WebGPU adapter, so the real engines cannot run; what we check is the
+mapping from each engine's own stream to Parley's AnswerEvents, Stop, and the WebGPU-missing
+path. The modules are served as plain static files: no Node, no bundler.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+STATIC = Path(__file__).resolve().parents[2] / "static"
+
+
+@pytest.fixture(scope="module")
+def static_url() -> Iterator[str]:
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(STATIC))
+    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+
+
+@pytest.fixture
+def js(chromium: Any, static_url: str) -> Iterator[Any]:
+    page = chromium.new_page()
+    page.goto(static_url + "/parley/")
+    yield lambda script: page.evaluate(script)
+    page.close()
+
+
+FAKE_WEBLLM = """
+const chunks = (parts, finish, abortAt) => {
+ const engine = {
+  interrupted: false,
+  interruptGenerate() { engine.interrupted = true; },
+  chat: { completions: { create: async () => (async function* () {
+    for (const [i, p] of parts.entries()) {
+      if (engine.interrupted) { yield {choices: [{delta: {}, finish_reason: "abort"}]}; return; }
+      yield {choices: [{delta: {content: p}, finish_reason: null}]};
+      if (i === abortAt) engine.controller.abort();
+    }
+    yield {choices: [{delta: {}, finish_reason: finish}]};
+    yield {choices: [], usage: {prompt_tokens: 7, completion_tokens: parts.length}};
+  })() } },
+ };
+ return engine;
+};
+const collect = async (gen) => { const out = []; for await (const e of gen) out.push(e); return out; };
+"""
+
+
+def test_webllm_chunks_become_deltas_then_an_end_with_usage(js: Any) -> None:
+    events = js(FAKE_WEBLLM + """
+      (async () => {
+        const { generate } = await import("/parley/engines/webllm.js");
+        const engine = chunks(["Par", "is", "."], "stop", -1);
+        engine.controller = new AbortController();
+        return collect(generate(engine, [{role: "user", content: "hi"}], {}, engine.controller.signal));
+      })()""")
+    assert [e["text"] for e in events if e["type"] == "delta"] == ["Par", "is", "."]
+    assert events[-1] == {"type": "end", "status": "complete", "reason": "stop",
+                          "usage": {"input_tokens": 7, "output_tokens": 3}, "error": None}
+
+
+def test_webllm_length_and_stop_map_to_protocol_reasons(js: Any) -> None:
+    ends = js(FAKE_WEBLLM + """
+      (async () => {
+        const { generate } = await import("/parley/engines/webllm.js");
+        const long = chunks(["a", "b"], "length", -1); long.controller = new AbortController();
+        const stopped = chunks(["a", "b", "c", "d"], "stop", 1); stopped.controller = new AbortController();
+        const a = await collect(generate(long, [], {}, long.controller.signal));
+        const b = await collect(generate(stopped, [], {}, stopped.controller.signal));
+        return [a.at(-1), b.at(-1), stopped.interrupted, b.filter(e => e.type === "delta").length];
+      })()""")
+    assert (ends[0]["status"], ends[0]["reason"]) == ("complete", "length")
+    assert (ends[1]["status"], ends[1]["reason"]) == ("incomplete", "stopped")
+    assert ends[2] is True and ends[3] == 2  # interrupted, and the text before Stop was kept
+
+
+def test_webllm_failure_before_any_text_is_an_error_end(js: Any) -> None:
+    end = js("""
+      (async () => {
+        const { generate } = await import("/parley/engines/webllm.js");
+        const engine = { interruptGenerate() {}, chat: { completions: { create: async () => { throw new Error("device lost"); } } } };
+        const out = []; for await (const e of generate(engine, [], {}, new AbortController().signal)) out.push(e);
+        return out.at(-1);
+      })()""")
+    assert end["status"] == "error" and "device lost" in end["error"]["message"]
+
+
+def test_webgpu_engines_are_unavailable_without_an_adapter_with_the_reason(js: Any) -> None:
+    result = js("""
+      (async () => {
+        const engines = await import("/parley/engines/index.js");
+        const webllm = await import("/parley/engines/webllm.js");
+        const model = {id: "browser:x", name: "Llama", engine: "webllm", url: "https://huggingface.co/mlc-ai/Llama-3.2-1B-Instruct-q4f16_1-MLC", size: 1, licence: "", internet: true};
+        const noGpu = await engines.webgpu({});
+        const noAdapter = await engines.webgpu({gpu: {requestAdapter: async () => null}});
+        const here = await engines.availability(model);
+        let thrown = null;
+        try { await webllm.load(model, {nav: {}}); } catch (e) { thrown = [e.constructor.name, e.message]; }
+        const wllama = await engines.availability({...model, engine: "wllama"});
+        return {noGpu, noAdapter, here, thrown, wllama, id: webllm.modelId(model.url)};
+      })()""")
+    assert result["noGpu"] == {"ok": False, "reason": "this browser has no WebGPU"}
+    assert result["noAdapter"]["ok"] is False and "adapter" in result["noAdapter"]["reason"]
+    assert result["here"]["ok"] is False  # headless Chromium here has no WebGPU adapter
+    assert result["thrown"][0] == "Unavailable" and "needs WebGPU" in result["thrown"][1]
+    assert result["wllama"] == {"ok": True}
+    assert result["id"] == "Llama-3.2-1B-Instruct-q4f16_1-MLC"
+
+
+FAKE_WORKER = """
+class FakeWorker extends EventTarget {
+  constructor(script) { super(); this.script = script; this.posted = []; }
+  postMessage(m) {
+    this.posted.push(m);
+    const step = this.script[m.type];
+    if (step) step(this, m);
+  }
+  emit(data) { setTimeout(() => this.dispatchEvent(new MessageEvent("message", {data})), 0); }
+}
+const collect = async (gen) => { const out = []; for await (const e of gen) out.push(e); return out; };
+"""
+
+
+def test_transformers_worker_messages_become_answer_events(js: Any) -> None:
+    result = js(FAKE_WORKER + """
+      (async () => {
+        const { generate, repoId } = await import("/parley/engines/transformers.js");
+        const worker = new FakeWorker({generate: (w) => {
+          w.emit({type: "delta", text: "Paris"}); w.emit({type: "delta", text: " is."});
+          w.emit({type: "done", output_tokens: 2, stopped: false, length: false});
+        }});
+        const events = await collect(generate(worker, [{role: "user", content: "hi"}], {temperature: 0}, new AbortController().signal));
+        return {events, posted: worker.posted, repo: repoId("https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct")};
+      })()""")
+    assert [e["text"] for e in result["events"] if e["type"] == "delta"] == ["Paris", " is."]
+    assert result["events"][-1] == {"type": "end", "status": "complete", "reason": "stop",
+                                    "usage": {"output_tokens": 2}, "error": None}
+    assert result["posted"][0]["type"] == "generate" and result["posted"][0]["temperature"] == 0
+    assert result["repo"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_transformers_stop_interrupts_the_worker_and_keeps_the_text(js: Any) -> None:
+    result = js(FAKE_WORKER + """
+      (async () => {
+        const { generate } = await import("/parley/engines/transformers.js");
+        const worker = new FakeWorker({
+          generate: (w) => w.emit({type: "delta", text: "Once upon"}),
+          interrupt: (w) => w.emit({type: "done", output_tokens: 2, stopped: true, length: false}),
+        });
+        const stop = new AbortController();
+        const out = [];
+        for await (const e of generate(worker, [], {}, stop.signal)) { out.push(e); if (e.type === "delta") stop.abort(); }
+        return {out, posted: worker.posted.map(m => m.type)};
+      })()""")
+    assert result["posted"] == ["generate", "interrupt"]
+    assert result["out"][0]["text"] == "Once upon"
+    assert (result["out"][-1]["status"], result["out"][-1]["reason"]) == ("incomplete", "stopped")
+
+
+def test_transformers_worker_error_ends_with_a_plain_message(js: Any) -> None:
+    end = js(FAKE_WORKER + """
+      (async () => {
+        const { generate } = await import("/parley/engines/transformers.js");
+        const worker = new FakeWorker({generate: (w) => w.emit({type: "error", message: "no wasm backend"})});
+        return (await collect(generate(worker, [], {}, new AbortController().signal))).at(-1);
+      })()""")
+    assert end["status"] == "error" and "no wasm backend" in end["error"]["message"]
