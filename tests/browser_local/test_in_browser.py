@@ -108,3 +108,22 @@ def test_stop_ends_an_in_browser_answer_within_a_second_and_keeps_the_text(
     assert answer.locator(".message-body").inner_text() == partial and len(partial.split()) > 8
     assert "Stopped" in answer.locator(".message-meta").inner_text()
     page.close()
+
+
+def test_engine_workers_start_on_the_cross_origin_isolated_chat_page(context: Any, server: LiveServer) -> None:
+    # A worker script fetched directly would need its own COEP header; blob workers inherit it.
+    page = context.new_page()
+    page.goto(server.url + "/chat/")
+    if "/accounts/login/" in page.url:
+        log_in(page, server)
+    outcome = page.evaluate("""async () => {
+      const { moduleWorker } = await import("/static/parley/engines/index.js");
+      const worker = moduleWorker(new URL("/static/parley/engines/transformers-worker.js", location.href));
+      return new Promise((resolve) => {
+        worker.onerror = (e) => resolve("error: " + (e.message || "load failed"));
+        setTimeout(() => resolve("running"), 3000);
+      });
+    }""")
+    assert outcome == "running"
+    assert page.evaluate("crossOriginIsolated") is True
+    page.close()

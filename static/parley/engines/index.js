@@ -65,3 +65,19 @@ export async function load(model, options = {}) {
   const engine = await LOADERS[model.engine]();
   return engine.load(model, options);
 }
+
+/**
+ * A module worker for `url` that works on the cross-origin isolated chat page. A worker script
+ * fetched directly needs its own COEP header, which Parley's static files do not carry; a blob:
+ * worker inherits the page's policy instead, and its same-origin import needs nothing more.
+ * @param {URL} url
+ */
+export function moduleWorker(url) {
+  const source = new Blob([`import ${JSON.stringify(url.href)};`], { type: "text/javascript" });
+  const blobUrl = URL.createObjectURL(source);
+  try {
+    return new Worker(blobUrl, { type: "module" });
+  } finally {
+    URL.revokeObjectURL(blobUrl);
+  }
+}

@@ -5,7 +5,7 @@
  * worker's small messages into AnswerEvents. The library's JS is vendored; onnxruntime's wasm
  * (14-28 MB) is not, and deployments drop it into static/vendor/transformers-4.3.1/.
  */
-import { webgpu } from "./index.js";
+import { moduleWorker, webgpu } from "./index.js";
 
 /** @typedef {import("./index.js").BrowserModel} BrowserModel */
 /** @typedef {import("./index.js").Turn} Turn */
@@ -32,7 +32,7 @@ export function repoId(url) {
  */
 export async function load(model, { onProgress, nav } = {}) {
   const device = (await webgpu(nav)).ok ? "webgpu" : "wasm";
-  const worker = new Worker(new URL("./transformers-worker.js", import.meta.url), { type: "module" });
+  const worker = moduleWorker(new URL("./transformers-worker.js", import.meta.url));
   await new Promise((resolve, reject) => {
     worker.onmessage = ({ data }) => {
       if (data.type === "progress") onProgress?.(data.loaded, data.total);

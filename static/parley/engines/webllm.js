@@ -5,7 +5,7 @@
  * (6 MB minified) is not vendored; deployments that want it drop the ESM build at
  * static/vendor/web-llm-0.2.86/index.js (docs/in-browser.md). Without WebGPU it is unavailable.
  */
-import { webgpu } from "./index.js";
+import { moduleWorker, webgpu } from "./index.js";
 
 /** @typedef {import("./index.js").BrowserModel} BrowserModel */
 /** @typedef {import("./index.js").Turn} Turn */
@@ -31,7 +31,7 @@ export async function load(model, { onProgress, nav } = {}) {
   const gpu = await webgpu(nav);
   if (!gpu.ok) throw new Unavailable(`${model.name} needs WebGPU: ${gpu.reason}`);
   const webllm = await import(LIBRARY);
-  const worker = new Worker(new URL("./webllm-worker.js", import.meta.url), { type: "module" });
+  const worker = moduleWorker(new URL("./webllm-worker.js", import.meta.url));
   const engine = await webllm.CreateWebWorkerMLCEngine(worker, modelId(model.url), {
     // WebLLM reports a 0..1 fraction, not bytes: scale it to the model's size for the bar.
     initProgressCallback: (/** @type {{progress: number}} */ p) => onProgress?.(p.progress * model.size, model.size),
