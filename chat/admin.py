@@ -28,6 +28,13 @@ def _preset_choices() -> list[tuple[str, str]]:
     return [("", "None (give the family and base URL)"), *choices()]
 
 
+class WriteOnlyTextarea(forms.Textarea):
+    """Never renders a value, not even the one just submitted when the form has an error."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
 class ProviderForm(forms.ModelForm):
     preset = forms.ChoiceField(
         choices=_preset_choices, required=False,
@@ -46,8 +53,11 @@ class ProviderForm(forms.ModelForm):
     clear_api_key = forms.BooleanField(required=False, help_text="Remove the stored key.")
     extra_headers = forms.CharField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3}),
-        help_text='Write-only JSON object, e.g. {"X-Gateway-Token": "..."}. Leave blank to keep the current headers.',
+        widget=WriteOnlyTextarea(attrs={"rows": 3}),
+        help_text=(
+            'Write-only JSON object, e.g. {"X-Gateway-Token": "..."}. Leave blank to keep the current headers. '
+            "Never shown again, so re-enter it if the form reports an error."
+        ),
     )
 
     class Meta:

@@ -10,6 +10,7 @@ nothing shown they are a ``ProviderError(CONTENT_FILTER)``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -82,7 +83,9 @@ def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
 
 
 def _filtered(reason: str, what: str) -> tuple[FinishReason, str]:
-    cause = _FILTER_REASONS.get(reason, f"a provider policy ({reason.lower()})")
+    # An unknown reason reaches the user only if it is a plain enum word: it is upstream text.
+    shown = f" ({reason.lower()})" if re.fullmatch(r"[A-Z_]{1,40}", reason) else ""
+    cause = _FILTER_REASONS.get(reason, f"a provider policy{shown}")
     return FinishReason.CONTENT_FILTER, f"The {what} was blocked by {cause}."
 
 

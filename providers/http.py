@@ -70,8 +70,11 @@ def join_url(base: str, path: str) -> str:
 # ---- classifying errors -------------------------------------------------------------
 
 # An error type/code is logged only if it looks like an identifier; anything else
-# (free text, something key-shaped such as "sk-...") is dropped, not scrubbed.
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,39}|[0-9]{1,6}")
+# (free text, something key-shaped such as "sk-...") is dropped, not scrubbed. Words carry
+# no digits: a Gemini key ("AIza" + 35 letters and digits) is otherwise identifier-shaped,
+# and upstreams do echo the key they were sent. Real types and codes are words
+# ("invalid_api_key", "RESOURCE_EXHAUSTED") or numbers ("429").
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z_.]{0,39}|[0-9]{1,6}")
 _CONTEXT_MARKERS = (
     "context_length",
     "context length",
