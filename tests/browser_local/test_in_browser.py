@@ -37,6 +37,14 @@ def pick_model(page: Any) -> None:
     page.select_option("#model", label=MODEL)
 
 
+def consent_given(page: Any) -> None:
+    """For tests about something else: the consent prompt has its own test above."""
+    page.evaluate("""() => {
+      const data = JSON.parse(document.getElementById("parley-data").textContent);
+      for (const m of data.browser_models) localStorage.setItem("parley.local.consent." + m.id, "1");
+    }""")
+
+
 def ask(page: Any, text: str) -> None:
     page.fill("#prompt", text)
     page.keyboard.press("Enter")
@@ -91,6 +99,7 @@ def test_stop_ends_an_in_browser_answer_within_a_second_and_keeps_the_text(
     page.goto(server.url + "/chat/")
     if "/accounts/login/" in page.url:
         log_in(page, server)
+    consent_given(page)
     pick_model(page)
     ask(page, "Write a long story about a robot who learns to paint.")
     answer = page.locator(ANSWER).last
@@ -126,4 +135,27 @@ def test_engine_workers_start_on_the_cross_origin_isolated_chat_page(context: An
     }""")
     assert outcome == "running"
     assert page.evaluate("crossOriginIsolated") is True
+    page.close()
+
+
+def test_a_device_only_chat_never_reaches_the_server(context: Any, server: LiveServer) -> None:
+    page = context.new_page()
+    page.goto(server.url + "/chat/")
+    if "/accounts/login/" in page.url:
+        log_in(page, server)
+    consent_given(page)
+    pick_model(page)
+    page.check("#device-only")
+    traffic = Traffic(page)
+    secret = "Name a colour of the zebra-7731 sky."
+    ask(page, secret)
+    page.wait_for_selector(f'{ANSWER}[data-status="complete"]', timeout=120_000)
+    page.wait_for_timeout(500)  # the save step runs right after the end event
+    assert traffic.mentions("zebra-7731") == []
+    assert [r for r in traffic.requests if r[0] == "POST"] == []
+    kept = page.evaluate("""async () => {
+      const { DeviceStore } = await import("/static/parley/local.js");
+      return (await new DeviceStore().all()).map((row) => row.prompt);
+    }""")
+    assert secret in kept
     page.close()
