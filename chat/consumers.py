@@ -21,8 +21,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from chat import frames
 from chat.access import ModelUnavailable, NotFound, access_conversation, access_message
 from chat.generation import hub, registry
-from chat.serializers import conversation_json, message_json
-from chat.services import Options, Posted, do_post_user_message
+from chat.serializers import message_json, replay_frames, saved_end_frame
+from chat.services import Options, Posted, prepare_send
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     "busy", "An answer is still being generated in this conversation. Stop it or wait.", client_id
                 )
         try:
-            posted = await database_sync_to_async(do_post_user_message)(
+            prepared = await database_sync_to_async(prepare_send)(
                 self.user,
                 client_id=command.client_id,
                 conversation_id=command.conversation,
@@ -112,11 +112,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         finally:
             if conversation_id is not None:
                 registry.release(conversation_id, self.user.id)
-        if posted.duplicate:
-            self._replay(posted)
+        if isinstance(prepared, Posted):
+            self._replay(prepared)
             return
-        hub.publish(self.user.id, self._ack(posted, client_id))
-        registry.start(posted, self.user.id, received_at)
+        # The upstream call starts now; the messages are saved alongside it (see Generation.save).
+        registry.start(prepared, self.user.id, received_at, self.deliver)
 
     async def _is_resend(self, command: frames.Send) -> bool:
         from chat.models import Message
@@ -125,25 +125,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             client_id=command.client_id, conversation__owner=self.user, conversation_id=command.conversation
         ).aexists()
 
-    def _ack(self, posted: Posted, client_id: str) -> dict[str, Any]:
-        return {
-            "type": "ack",
-            "client_id": client_id,
-            "conversation": conversation_json(posted.conversation),
-            "message": message_json(posted.user_message),
-        }
-
     def _replay(self, posted: Posted) -> None:
         """Answer a resend: the same ack, then the answer as it stands (live if still running)."""
-        self.reply(self._ack(posted, str(posted.user_message.client_id)))
-        if posted.assistant is None:
-            return
-        generation = registry.get_by_message(posted.assistant.id)
+        generation = registry.get_by_message(posted.assistant.id) if posted.assistant else None
+        for frame in replay_frames(posted):
+            self.reply(frame)
         if generation is not None:
-            self.reply(generation.start_frame())
-            return
-        self.reply({"type": "start", "conversation": str(posted.conversation.id), "message": message_json(posted.assistant)})
-        self.reply(_end_frame_for_saved(posted.assistant))
+            catch_up = generation.catch_up(0)
+            if catch_up is not None:
+                self.reply(catch_up)
 
     async def on_stop(self, command: frames.Stop) -> None:
         conversation_id = uuid.UUID(command.conversation)
@@ -181,19 +171,5 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "replace": True,
             }
         )
-        self.reply(_end_frame_for_saved(message))
+        self.reply(saved_end_frame(message))
 
-
-def _end_frame_for_saved(message: Any) -> dict[str, Any]:
-    data = message_json(message)
-    return {
-        "type": "end",
-        "conversation": data["conversation"],
-        "message": data["id"],
-        "seq": data["seq"],
-        "status": data["status"],
-        "reason": data["reason"],
-        "usage": data["usage"],
-        "ttft_ms": data["ttft_ms"],
-        "error": data["error"],
-    }

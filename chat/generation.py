@@ -27,8 +27,8 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from chat.models import Reason, Status
-from chat.serializers import message_json
-from chat.services import Outcome, Posted, do_checkpoint, do_finish_message
+from chat.serializers import ack_frame, message_json, replay_frames
+from chat.services import Outcome, Posted, Prepared, do_checkpoint, do_finish_message, do_save_send
 from providers import registry as provider_registry
 from providers.base import Done, ErrorKind, FinishReason, ProviderError, ReasoningDelta, TextDelta, Usage
 
@@ -74,14 +74,19 @@ _FINISH_TO_REASON = {
 
 
 class Generation:
-    def __init__(self, posted: Posted, user_id: int, hub: Hub, received_at: float) -> None:
-        assert posted.assistant is not None and posted.target is not None and posted.request is not None
-        self.posted = posted
-        self.message_id: uuid.UUID = posted.assistant.id
-        self.conversation_id: uuid.UUID = posted.conversation.id
+    def __init__(self, prepared: Prepared, user_id: int, hub: Hub, received_at: float, reply: Deliver) -> None:
+        self.prepared = prepared
+        self.message_id: uuid.UUID = prepared.assistant.id
+        self.conversation_id: uuid.UUID = prepared.conversation.id
         self.user_id = user_id
         self.hub = hub
         self.received_at = received_at
+        # Frames for the socket that sent this, when the save finds it was a resend.
+        self.reply = reply
+        # Nothing is announced until the user's message is saved (an `ack` means saved);
+        # tokens that arrive earlier wait in the pending buffers.
+        self.saved: Posted | None = None
+        self.save_task: asyncio.Task[Posted] | None = None
         self.text: list[str] = []
         self.reasoning: list[str] = []
         self.frames: list[dict[str, Any]] = []
@@ -106,10 +111,10 @@ class Generation:
         return len(self.frames)
 
     def start_frame(self) -> dict[str, Any]:
-        assert self.posted.assistant is not None
-        message = message_json(self.posted.assistant)
-        message["content"] = "".join(self.text)
-        message["reasoning"] = "".join(self.reasoning)
+        # Only what frames already carried: pending text follows in the next delta.
+        message = message_json(self.prepared.assistant)
+        message["content"] = "".join(f["text"] for f in self.frames)
+        message["reasoning"] = "".join(f.get("reasoning", "") for f in self.frames)
         message["seq"] = self.seq
         return {"type": "start", "conversation": str(self.conversation_id), "message": message}
 
@@ -140,6 +145,8 @@ class Generation:
             self.reasoning.append(reasoning)
             self._pending_reasoning.append(reasoning)
         self._chars_since_checkpoint += len(text) + len(reasoning)
+        if self.saved is None:
+            return  # announced, with everything so far, once the save commits
         if not self.frames:
             self._flush()  # the first token goes out at once
         elif self._timer is None:
@@ -183,13 +190,25 @@ class Generation:
             log.exception("checkpoint of message %s failed", self.message_id)
 
     # --- the task ---------------------------------------------------------------------
+    async def save(self) -> Posted:
+        """Write the user's message while the provider is already working on the answer."""
+        posted = await database_sync_to_async(do_save_send)(self.prepared)
+        if posted.duplicate:
+            return posted
+        self.saved = posted
+        self.hub.publish(self.user_id, ack_frame(posted))
+        self.hub.publish(self.user_id, self.start_frame())
+        self._flush()
+        return posted
+
     async def run(self) -> None:
-        assert self.posted.target is not None and self.posted.request is not None
+        prepared = self.prepared
         done: Done | None = None
         error: ProviderError | None = None
         cancelled = False
+        self.save_task = asyncio.create_task(self.save())
         try:
-            events = provider_registry.stream(self.posted.family, self.posted.target, self.posted.request)
+            events = provider_registry.stream(prepared.family, prepared.target, prepared.request)
             async with contextlib.aclosing(events):
                 async for event in events:
                     if isinstance(event, TextDelta):
@@ -203,16 +222,39 @@ class Generation:
                         )
                     elif isinstance(event, Done):
                         done = event
+                    if self.save_task.done() and self.saved is None:
+                        break  # a resend or a failed save: nobody will see this answer
         except asyncio.CancelledError:
             cancelled = True
         except ProviderError as exc:
             error = exc
         except Exception:
-            error = ProviderError(
-                ErrorKind.UNAVAILABLE, "Something went wrong while generating this answer."
-            )
+            error = ProviderError(ErrorKind.UNAVAILABLE, "Something went wrong while generating this answer.")
             log.exception("generation of message %s failed, ref=%s", self.message_id, error.ref)
-        await self._finish(done, error, cancelled)
+        if await self._wait_for_save():
+            await self._finish(done, error, cancelled)
+
+    async def _wait_for_save(self) -> bool:
+        """True once the messages are saved; a resend or failed save is answered here instead."""
+        assert self.save_task is not None
+        while not self.save_task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self.save_task)
+        try:
+            posted = self.save_task.result()
+        except Exception:
+            ref = secrets.token_hex(4)
+            log.exception("could not save the message for conversation %s, ref=%s", self.conversation_id, ref)
+            self.reply(json.dumps({
+                "type": "error", "code": "unavailable", "client_id": str(self.prepared.user_message.client_id),
+                "message": f"Parley could not save your message. Try again. (ref {ref})",
+            }))
+            return False
+        if posted.duplicate:
+            for frame in replay_frames(posted):
+                self.reply(json.dumps(frame))
+            return False
+        return True
 
     def _outcome(self, done: Done | None, error: ProviderError | None, cancelled: bool) -> Outcome:
         content, reasoning = "".join(self.text), "".join(self.reasoning)
@@ -244,11 +286,10 @@ class Generation:
                     ErrorKind.UNAVAILABLE, "The model returned an empty answer."
                 )
         if error is not None:
-            target = self.posted.target
             log.warning(
                 "provider error ref=%s provider=%s kind=%s status=%s detail=%s",
                 error.ref,
-                target.name if target else "?",
+                self.prepared.target.name,
                 error.kind.value,
                 error.status,
                 error.detail,
@@ -331,12 +372,11 @@ class Registry:
     def get_by_conversation(self, conversation_id: uuid.UUID) -> Generation | None:
         return self._by_conversation.get(conversation_id)
 
-    def start(self, posted: Posted, user_id: int, received_at: float) -> Generation:
-        generation = Generation(posted, user_id, self.hub, received_at)
+    def start(self, prepared: Prepared, user_id: int, received_at: float, reply: Deliver) -> Generation:
+        generation = Generation(prepared, user_id, self.hub, received_at, reply)
         self._reserved.pop(generation.conversation_id, None)
         self._by_conversation[generation.conversation_id] = generation
         self._by_message[generation.message_id] = generation
-        self.hub.publish(user_id, generation.start_frame())
         generation.task = asyncio.create_task(self._run(generation), name=f"generation-{generation.message_id}")
         return generation
 

@@ -18,7 +18,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from chat.access import access_conversation, access_model
-from chat.models import ChatModel, Conversation, Message, Reason, Role, Status
+from chat.models import Conversation, Message, Reason, Role, Status
 from providers.base import ChatMessage, ChatRequest, Target
 
 log = logging.getLogger(__name__)
@@ -37,15 +37,12 @@ class Options:
 
 @dataclasses.dataclass
 class Posted:
-    """The outcome of a send. ``duplicate`` means the client id was seen before."""
+    """A saved send. ``duplicate`` means the client id was seen before."""
 
     conversation: Conversation
     user_message: Message
     assistant: Message | None
     duplicate: bool
-    family: str = ""
-    target: Target | None = None
-    request: ChatRequest | None = None
 
 
 def with_db_retry(fn: Callable[[], T], *, attempts: int = 6, first_wait: float = 0.05) -> T:
@@ -84,23 +81,21 @@ def _find_duplicate(user: AbstractBaseUser, conversation_id: str | None, client_
     return Posted(conversation, user_message, assistant, duplicate=True)
 
 
-def _history(conversation: Conversation) -> tuple[ChatMessage, ...]:
-    """What the model sees: the system prompt, then every turn that has text.
+@dataclasses.dataclass
+class Prepared:
+    """A send checked and built but not yet written: the upstream call can start now."""
 
-    Error placeholders are skipped; stopped partial answers are kept, as the user saw them.
-    """
-    turns: list[ChatMessage] = []
-    if conversation.system_prompt:
-        turns.append(ChatMessage("system", conversation.system_prompt))
-    for role, content, status in conversation.messages.exclude(status=Status.STREAMING).values_list(
-        "role", "content", "status"
-    ):
-        if status != Status.ERROR and content:
-            turns.append(ChatMessage(role, content))
-    return tuple(turns)
+    user: AbstractBaseUser
+    conversation: Conversation
+    is_new: bool
+    user_message: Message
+    assistant: Message
+    family: str
+    target: Target
+    request: ChatRequest
 
 
-def do_post_user_message(
+def prepare_send(
     user: AbstractBaseUser,
     *,
     client_id: uuid.UUID,
@@ -108,66 +103,81 @@ def do_post_user_message(
     model_id: str,
     content: str,
     options: Options,
-) -> Posted:
-    """Save the user's message and an empty streaming answer, or find the earlier send."""
-    duplicate = _find_duplicate(user, conversation_id, client_id)
-    if duplicate:
-        return duplicate
+) -> Prepared | Posted:
+    """Check access and build the request, reading only; a known client id returns its Posted.
+
+    A resend is caught here, before any upstream call (calls cost money); the unique
+    constraints in do_save_send catch the rare true race.
+    """
     model = access_model(user, model_id)
-    try:
-        with transaction.atomic():
-            if conversation_id:
-                conversation = access_conversation(user, conversation_id)
-                conversation.model = model
-                conversation.save(update_fields=["model", "updated"])
-            else:
-                conversation = Conversation.objects.create(
-                    owner=user,
-                    client_id=client_id,
-                    model=model,
-                    title=" ".join(content.split())[:TITLE_CHARS],
-                    system_prompt=options.system or "",
-                )
-            previous = conversation.messages.order_by("-created").only("id").first()
-            user_message = Message.objects.create(
-                conversation=conversation,
-                parent=previous,
-                role=Role.USER,
-                content=content,
-                status=Status.COMPLETE,
-                client_id=client_id,
-            )
-            history = _history(conversation)
-            assistant = Message.objects.create(
-                conversation=conversation,
-                parent=user_message,
-                role=Role.ASSISTANT,
-                status=Status.STREAMING,
-                model=model,
-                model_name=model.name,
-            )
-    except IntegrityError:
-        # Two sends with one client id raced each other; the other one won.
-        found = _find_duplicate(user, conversation_id, client_id)
-        if found is None:
-            raise
-        return found
+    turns: list[ChatMessage] = []
+    parent_id = None
+    if conversation_id:
+        conversation = access_conversation(user, conversation_id)
+        rows = list(conversation.messages.values_list("id", "role", "content", "status", "client_id"))
+        if any(row[4] == client_id for row in rows):
+            found = _find_duplicate(user, conversation_id, client_id)
+            assert found is not None
+            return found
+        parent_id = rows[-1][0] if rows else None
+        if conversation.system_prompt:
+            turns.append(ChatMessage("system", conversation.system_prompt))
+        # Error placeholders are skipped; stopped partial answers are kept, as the user saw them.
+        turns += [ChatMessage(r[1], r[2]) for r in rows if r[2] and r[3] not in (Status.ERROR, Status.STREAMING)]
+        is_new = False
+    else:
+        found = _find_duplicate(user, None, client_id)
+        if found is not None:
+            return found
+        conversation = Conversation(
+            owner=user,
+            client_id=client_id,
+            title=" ".join(content.split())[:TITLE_CHARS],
+            system_prompt=options.system or "",
+        )
+        if conversation.system_prompt:
+            turns.append(ChatMessage("system", conversation.system_prompt))
+        is_new = True
+    conversation.model = model
+    turns.append(ChatMessage("user", content))
+    user_message = Message(
+        id=uuid.uuid4(), conversation=conversation, parent_id=parent_id, role=Role.USER,
+        content=content, status=Status.COMPLETE, client_id=client_id,
+    )
+    assistant = Message(
+        id=uuid.uuid4(), conversation=conversation, parent=user_message, role=Role.ASSISTANT,
+        status=Status.STREAMING, model=model, model_name=model.name,
+    )
     request = ChatRequest(
         model=model.model_id,
-        messages=history,
+        messages=tuple(turns),
         temperature=options.temperature,
         max_tokens=options.max_tokens,
         top_p=options.top_p,
     )
-    return Posted(
-        conversation,
-        user_message,
-        assistant,
-        duplicate=False,
-        family=model.provider.family,
-        target=model.provider.target(),
-        request=request,
-    )
+    return Prepared(user, conversation, is_new, user_message, assistant, model.provider.family,
+                    model.provider.target(), request)
+
+
+def do_save_send(prepared: Prepared) -> Posted:
+    """Write the user's message and the empty streaming answer in one transaction."""
+    conversation = prepared.conversation
+    try:
+        with transaction.atomic():
+            if prepared.is_new:
+                conversation.save(force_insert=True)
+            else:
+                Conversation.objects.filter(id=conversation.id).update(model=conversation.model, updated=timezone.now())
+            Message.objects.bulk_create([prepared.user_message, prepared.assistant])
+    except IntegrityError:
+        # The same client id was saved before (a resend whose ack was lost), or two raced.
+        found = _find_duplicate(
+            prepared.user, None if prepared.is_new else str(conversation.id), prepared.user_message.client_id
+        )
+        if found is None:
+            raise
+        return found
+    return Posted(conversation, prepared.user_message, prepared.assistant, duplicate=False)
 
 
 def do_checkpoint(message_id: uuid.UUID, content: str, reasoning: str, seq: int) -> None:
@@ -215,9 +225,3 @@ def do_recover_orphans() -> int:
     return Message.objects.filter(status=Status.STREAMING).update(
         status=Status.INCOMPLETE, reason=Reason.SERVER_RESTART, updated=timezone.now()
     )
-
-
-def usable_model_list(user: AbstractBaseUser) -> list[ChatModel]:
-    from chat.access import usable_models
-
-    return list(usable_models(user).order_by("provider__name", "display_name", "model_id"))
