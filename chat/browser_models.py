@@ -187,7 +187,7 @@ def usable_browser_models(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Br
         return BrowserModel.objects.none()
     return (
         BrowserModel.objects.filter(enabled=True)
-        .filter(Q(groups__isnull=True) | Q(groups__in=user.groups.all()))  # type: ignore[union-attr]
+        .filter(Q(groups__isnull=True) | Q(groups__in=user.groups.all()))  # type: ignore[union-attr,attr-defined]
         .distinct()
     )
 
@@ -299,7 +299,7 @@ def do_save_exchange(user: AbstractBaseUser, ex: Exchange) -> tuple[Conversation
     try:
         with transaction.atomic():
             if conversation is None:
-                conversation = Conversation.objects.create(
+                conversation = Conversation.objects.create(  # type: ignore[misc]
                     owner=user, client_id=ex.client_id, title=" ".join(ex.prompt.split())[:TITLE_CHARS]
                 )
             asked = Message.objects.create(
