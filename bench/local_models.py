@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.chromium import CHROMIUM
+from tests.chromium import CHROMIUM_ARGS as ARGS
 from tests.live import LiveServer
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 PROMPT = "Write a long story about a robot who learns to paint."
 TOKENS = 100
 

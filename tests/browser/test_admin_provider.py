@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import log_in
+from tests.chromium import log_in
 from tests.fakeprovider import FakeProvider, Script
 from tests.live import LiveServer
 

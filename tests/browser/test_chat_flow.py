@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser.conftest import log_in
+from tests.chromium import log_in
 from tests.fakeprovider import FakeProvider, Script
 from tests.live import LiveServer
 

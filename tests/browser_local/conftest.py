@@ -5,20 +5,13 @@ Under CI a missing browser fails the run; it never skips silently.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.chromium import launch, require_chromium
 from tests.live import LiveServer
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -27,18 +20,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: `make browser` installs it")
-        pytest.skip(f"{CHROMIUM} is missing (run `make browser`)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    require_chromium()
+    with launch() as instance:
         yield instance
-        instance.close()
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +44,3 @@ def context(chromium: Any) -> Iterator[Any]:
     ctx.close()
 
 
-def log_in(page: Any, live: LiveServer) -> None:
-    page.goto(live.url + "/accounts/login/")
-    page.fill("input[name=username]", "alice")
-    page.fill("input[name=password]", "alice-password-1")
-    page.click("button[type=submit], input[type=submit]")
-    page.wait_for_url("**/chat/**")

@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any
 
-from tests.browser_local.conftest import log_in
+from tests.chromium import log_in
 from tests.live import LiveServer
 
 QUESTION = "What is the capital of France? Answer in one sentence."
