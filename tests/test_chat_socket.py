@@ -233,7 +233,9 @@ async def test_bob_cannot_send_to_stop_or_resume_alices_conversation(alice: Any,
 
 async def test_fast_models_are_coalesced_into_few_frames(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
     tokens = [f"t{i} " for i in range(2000)]
-    fake.enqueue(Script(tokens=tokens))
+    # A short think before the first token lets the save commit first; tokens that beat the
+    # save are announced together with it (an ack means saved).
+    fake.enqueue(Script(tokens=tokens, first_token_delay=0.3))
     sock = await connect(alice)
     await sock.send(send_frame(fake_model))
     frames = await sock.recv_until("end")

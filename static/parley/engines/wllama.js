@@ -4,7 +4,9 @@
  * wllama runs llama.cpp in its own Web Worker (created from a blob: URL, hence `worker-src blob:`),
  * so the page stays responsive while a model loads or generates. Several threads need
  * SharedArrayBuffer, which needs a cross-origin isolated page (COOP + COEP on the chat page);
- * wllama's default is half the cores, so we pass n_threads = all of them explicitly.
+ * wllama's default is half the cores; we pass n_threads = all cores but one, leaving one for the
+ * page and the browser: on the 2-core machines here two threads measured slower than one
+ * (docs/in-browser.md).
  */
 import { Wllama } from "../../vendor/wllama-2.4.0/index.js";
 
@@ -17,9 +19,9 @@ const VENDOR = new URL("../../vendor/wllama-2.4.0/", import.meta.url).href;
 const CONTEXT_TOKENS = 2048;
 const DEFAULT_MAX_TOKENS = 512;
 
-/** All cores when the page may share memory with workers, else one. */
+/** All cores but one when the page may share memory with workers, else one. */
 export function threadsToUse() {
-  return globalThis.crossOriginIsolated ? Math.max(1, navigator.hardwareConcurrency || 1) : 1;
+  return globalThis.crossOriginIsolated ? Math.max(1, (navigator.hardwareConcurrency || 1) - 1) : 1;
 }
 
 /**
