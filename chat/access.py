@@ -29,11 +29,12 @@ def _as_uuid(value: object) -> uuid.UUID:
         raise NotFound("No such object.") from None
 
 
-def access_conversation(user: AnyUser, conversation_id: object) -> Conversation:
+def access_conversation(user: AnyUser, conversation_id: object, *, deleted: bool = False) -> Conversation:
+    """A live conversation of this user; `deleted=True` finds one in its undo window instead."""
     if not user.is_authenticated:
         raise NotFound("No such conversation.")
     try:
-        return Conversation.objects.get(id=_as_uuid(conversation_id), owner=user)
+        return Conversation.objects.get(id=_as_uuid(conversation_id), owner=user, deleted_at__isnull=not deleted)
     except Conversation.DoesNotExist:
         raise NotFound("No such conversation.") from None
 
@@ -43,7 +44,7 @@ def access_message(user: AnyUser, message_id: object) -> Message:
         raise NotFound("No such message.")
     try:
         return Message.objects.select_related("conversation").get(
-            id=_as_uuid(message_id), conversation__owner=user
+            id=_as_uuid(message_id), conversation__owner=user, conversation__deleted_at__isnull=True
         )
     except Message.DoesNotExist:
         raise NotFound("No such message.") from None
@@ -62,7 +63,17 @@ def usable_models(user: AnyUser) -> QuerySet[ChatModel]:
 
 
 def access_model(user: AnyUser, model_id: object) -> ChatModel:
+    """The model if this user may call it. On every send, so two small queries rather than
+    usable_models()' grouped DISTINCT one (which costs ~1 ms of ORM work per message)."""
+    if not user.is_authenticated:
+        raise ModelUnavailable("That model is not available to you.")
     try:
-        return usable_models(user).get(id=_as_uuid(model_id))
+        model = ChatModel.objects.select_related("provider").get(
+            id=_as_uuid(model_id), enabled=True, provider__enabled=True
+        )
     except ChatModel.DoesNotExist:
         raise ModelUnavailable("That model is not available to you.") from None
+    allowed = ChatModel.groups.through.objects.filter(chatmodel_id=model.id)
+    if allowed.exists() and not allowed.filter(group__user=user).exists():
+        raise ModelUnavailable("That model is not available to you.")
+    return model

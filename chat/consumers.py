@@ -13,6 +13,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -22,7 +23,7 @@ from chat import frames
 from chat.access import ModelUnavailable, NotFound, access_conversation, access_message
 from chat.generation import hub, registry
 from chat.serializers import message_json, replay_frames, saved_end_frame
-from chat.services import Options, Posted, prepare_send
+from chat.services import Posted, Prepared, prepare_continue, prepare_regenerate, prepare_send
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             command = frames.parse(text_data)
             if isinstance(command, frames.Send):
                 await self.on_send(command, received_at)
+            elif isinstance(command, frames.Regenerate):
+                await self.on_regenerate(command, received_at)
+            elif isinstance(command, frames.Continue):
+                await self.on_continue(command, received_at)
             elif isinstance(command, frames.Stop):
                 await self.on_stop(command)
             elif isinstance(command, frames.Resume):
@@ -87,48 +92,79 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.reply(exc.frame())
 
     async def on_send(self, command: frames.Send, received_at: float) -> None:
-        client_id = str(command.client_id)
-        conversation_id = uuid.UUID(command.conversation) if command.conversation else None
+        await self._start(
+            command.client_id, command.conversation, received_at,
+            lambda: prepare_send(
+                self.user, client_id=command.client_id, conversation_id=command.conversation,
+                model_id=command.model, content=command.content, options=command.options, parent=command.parent,
+            ),
+        )
+
+    async def on_regenerate(self, command: frames.Regenerate, received_at: float) -> None:
+        conversation = await self._conversation_of(command.message, command.client_id)
+        await self._start(
+            command.client_id, conversation, received_at,
+            lambda: prepare_regenerate(
+                self.user, client_id=command.client_id, message_id=command.message,
+                model_id=command.model, options=command.options,
+            ),
+        )
+
+    async def on_continue(self, command: frames.Continue, received_at: float) -> None:
+        conversation = await self._conversation_of(command.message, command.client_id)
+        await self._start(
+            command.client_id, conversation, received_at,
+            lambda: prepare_continue(self.user, client_id=command.client_id, message_id=command.message),
+        )
+
+    async def _conversation_of(self, message_id: str, client_id: uuid.UUID) -> str:
+        try:
+            message = await database_sync_to_async(access_message)(self.user, message_id)
+        except NotFound:
+            raise frames.FrameError("not_found", "No such message.", str(client_id)) from None
+        return str(message.conversation_id)
+
+    async def _start(
+        self, client_id: uuid.UUID, conversation: str | None, received_at: float,
+        prepare: Callable[[], Prepared | Posted],
+    ) -> None:
+        """Claim the conversation, check and build the request, then hand it to the registry."""
+        conversation_id = uuid.UUID(conversation) if conversation else None
         if conversation_id is not None and not registry.reserve(conversation_id, self.user.id):
-            if await self._is_resend(command):
-                conversation_id = None  # the dedupe path below re-acks it; nothing new starts
+            if await self._is_resend(client_id, conversation_id):
+                conversation_id = None  # prepare finds the earlier send and re-acks it
             else:
                 raise frames.FrameError(
-                    "busy", "An answer is still being generated in this conversation. Stop it or wait.", client_id
+                    "busy", "An answer is still being generated in this conversation. Stop it or wait.",
+                    str(client_id),
                 )
         try:
-            prepared = await database_sync_to_async(prepare_send)(
-                self.user,
-                client_id=command.client_id,
-                conversation_id=command.conversation,
-                model_id=command.model,
-                content=command.content,
-                options=Options(command.temperature, command.max_tokens, command.top_p, command.system),
-            )
+            prepared = await database_sync_to_async(prepare)()
         except ModelUnavailable:
-            raise frames.FrameError("model_unavailable", "That model is not available to you.", client_id) from None
-        except NotFound:
-            raise frames.FrameError("not_found", "No such conversation.", client_id) from None
+            raise frames.FrameError("model_unavailable", "That model is not available to you.", str(client_id)) from None
+        except NotFound as exc:
+            # The access layer's messages are written for users and say nothing about others' data.
+            raise frames.FrameError("not_found", str(exc), str(client_id)) from None
         finally:
             if conversation_id is not None:
                 registry.release(conversation_id, self.user.id)
         if isinstance(prepared, Posted):
-            self._replay(prepared)
+            self._replay(prepared, client_id)
             return
         # The upstream call starts now; the messages are saved alongside it (see Generation.save).
         registry.start(prepared, self.user.id, received_at, self.deliver)
 
-    async def _is_resend(self, command: frames.Send) -> bool:
+    async def _is_resend(self, client_id: uuid.UUID, conversation_id: uuid.UUID) -> bool:
         from chat.models import Message
 
         return await Message.objects.filter(
-            client_id=command.client_id, conversation__owner=self.user, conversation_id=command.conversation
+            client_id=client_id, conversation__owner=self.user, conversation_id=conversation_id
         ).aexists()
 
-    def _replay(self, posted: Posted) -> None:
+    def _replay(self, posted: Posted, client_id: uuid.UUID) -> None:
         """Answer a resend: the same ack, then the answer as it stands (live if still running)."""
         generation = registry.get_by_message(posted.assistant.id) if posted.assistant else None
-        for frame in replay_frames(posted):
+        for frame in replay_frames(posted, client_id):
             self.reply(frame)
         if generation is not None:
             catch_up = generation.catch_up(0)

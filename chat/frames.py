@@ -14,6 +14,8 @@ from typing import Any
 
 from django.conf import settings
 
+from chat.services import AFTER_NEWEST, Options
+
 PROTOCOL_VERSION = 1
 
 
@@ -29,16 +31,35 @@ class FrameError(Exception):
         return out
 
 
+# `parent` absent: after the conversation's newest message. None: a new first message (an
+# edit of the first one). An id: after that message (an edit further down: a new branch).
+
 @dataclasses.dataclass
 class Send:
     client_id: uuid.UUID
     conversation: str | None
     model: str
     content: str
-    temperature: float | None = None
-    max_tokens: int | None = None
-    top_p: float | None = None
-    system: str | None = None
+    options: Options = dataclasses.field(default_factory=Options)
+    parent: str | None = AFTER_NEWEST
+
+
+@dataclasses.dataclass
+class Regenerate:
+    """Another answer to the same user message (also how Retry after an error works)."""
+
+    client_id: uuid.UUID
+    message: str
+    model: str | None = None
+    options: Options = dataclasses.field(default_factory=Options)
+
+
+@dataclasses.dataclass
+class Continue:
+    """Carry on an answer that stopped early (length limit, Stop, error, restart)."""
+
+    client_id: uuid.UUID
+    message: str
 
 
 @dataclasses.dataclass
@@ -57,7 +78,7 @@ class Ping:
     pass
 
 
-Command = Send | Stop | Resume | Ping
+Command = Send | Regenerate | Continue | Stop | Resume | Ping
 
 
 def _uuid_field(frame: dict[str, Any], name: str, client_id: str | None = None) -> str:
@@ -81,6 +102,24 @@ def _number(options: dict[str, Any], name: str, lo: float, hi: float, client_id:
     return float(value)
 
 
+def _options(frame: dict[str, Any], client_id: str) -> Options:
+    options = frame.get("options") or {}
+    if not isinstance(options, dict):
+        raise FrameError("bad_frame", "`options` must be an object.", client_id)
+    max_tokens = _number(options, "max_tokens", 1, 1_000_000, client_id)
+    if max_tokens is not None and not float(max_tokens).is_integer():
+        raise FrameError("bad_frame", "`options.max_tokens` must be a whole number.", client_id)
+    system = options.get("system")
+    if system is not None and not isinstance(system, str):
+        raise FrameError("bad_frame", "`options.system` must be text.", client_id)
+    return Options(
+        temperature=_number(options, "temperature", 0, 2, client_id),
+        max_tokens=int(max_tokens) if max_tokens is not None else None,
+        top_p=_number(options, "top_p", 0, 1, client_id),
+        system=system,
+    )
+
+
 def _send(frame: dict[str, Any]) -> Send:
     client_id = _uuid_field(frame, "client_id")
     conversation = frame.get("conversation")
@@ -98,25 +137,26 @@ def _send(frame: dict[str, Any]) -> Send:
             f"The message is longer than {settings.PARLEY_MAX_MESSAGE_CHARS:,} characters.",
             client_id,
         )
-    options = frame.get("options") or {}
-    if not isinstance(options, dict):
-        raise FrameError("bad_frame", "`options` must be an object.", client_id)
-    max_tokens = _number(options, "max_tokens", 1, 1_000_000, client_id)
-    if max_tokens is not None and not float(max_tokens).is_integer():
-        raise FrameError("bad_frame", "`options.max_tokens` must be a whole number.", client_id)
-    system = options.get("system")
-    if system is not None and not isinstance(system, str):
-        raise FrameError("bad_frame", "`options.system` must be text.", client_id)
-    return Send(
-        client_id=uuid.UUID(client_id),
-        conversation=conversation,
-        model=model,
-        content=content,
-        temperature=_number(options, "temperature", 0, 2, client_id),
-        max_tokens=int(max_tokens) if max_tokens is not None else None,
-        top_p=_number(options, "top_p", 0, 1, client_id),
-        system=system,
-    )
+    parent: str | None = AFTER_NEWEST
+    if "parent" in frame:
+        parent = None if frame["parent"] is None else _uuid_field(frame, "parent", client_id)
+        if conversation is None:
+            raise FrameError("bad_frame", "`parent` needs a `conversation`.", client_id)
+    return Send(uuid.UUID(client_id), conversation, model, content, _options(frame, client_id), parent)
+
+
+def _regenerate(frame: dict[str, Any]) -> Regenerate:
+    client_id = _uuid_field(frame, "client_id")
+    message = _uuid_field(frame, "message", client_id)
+    model = frame.get("model")
+    if model is not None and (not isinstance(model, str) or not model):
+        raise FrameError("bad_frame", "`model` must be a model id.", client_id)
+    return Regenerate(uuid.UUID(client_id), message, model, _options(frame, client_id))
+
+
+def _continue(frame: dict[str, Any]) -> Continue:
+    client_id = _uuid_field(frame, "client_id")
+    return Continue(uuid.UUID(client_id), _uuid_field(frame, "message", client_id))
 
 
 def parse(text: str | None) -> Command:
@@ -131,6 +171,10 @@ def parse(text: str | None) -> Command:
     kind = frame.get("type")
     if kind == "send":
         return _send(frame)
+    if kind == "regenerate":
+        return _regenerate(frame)
+    if kind == "continue":
+        return _continue(frame)
     if kind == "stop":
         return Stop(conversation=_uuid_field(frame, "conversation"))
     if kind == "resume":

@@ -87,8 +87,11 @@ class Generation:
         # tokens that arrive earlier wait in the pending buffers.
         self.saved: Posted | None = None
         self.save_task: asyncio.Task[Posted] | None = None
-        self.text: list[str] = []
-        self.reasoning: list[str] = []
+        # A continuation grows a saved answer: its text and frame numbers go on from there.
+        self.prefix = prepared.prefix
+        self.seq_base = prepared.assistant.seq if prepared.prefix else 0
+        self.text: list[str] = [prepared.prefix] if prepared.prefix else []
+        self.reasoning: list[str] = [prepared.assistant.reasoning] if prepared.prefix else []
         self.frames: list[dict[str, Any]] = []
         self._pending_text: list[str] = []
         self._pending_reasoning: list[str] = []
@@ -108,19 +111,29 @@ class Generation:
     # --- frames -----------------------------------------------------------------------
     @property
     def seq(self) -> int:
-        return len(self.frames)
+        return self.seq_base + len(self.frames)
+
+    def published_text(self) -> str:
+        return self.prefix + "".join(f["text"] for f in self.frames)
 
     def start_frame(self) -> dict[str, Any]:
         # Only what frames already carried: pending text follows in the next delta.
         message = message_json(self.prepared.assistant)
-        message["content"] = "".join(f["text"] for f in self.frames)
+        message["content"] = self.published_text()
         message["reasoning"] = "".join(f.get("reasoning", "") for f in self.frames)
         message["seq"] = self.seq
         return {"type": "start", "conversation": str(self.conversation_id), "message": message}
 
     def catch_up(self, after_seq: int) -> dict[str, Any] | None:
         """One delta with everything after `after_seq`, or None if nothing was missed."""
-        missed = self.frames[max(after_seq, 0) :]
+        if after_seq < self.seq_base:
+            # The client has less than the continued answer's saved start: send it all.
+            return {
+                "type": "delta", "conversation": str(self.conversation_id), "message": str(self.message_id),
+                "seq": self.seq, "text": self.published_text(), "replace": True,
+                "reasoning": "".join(f.get("reasoning", "") for f in self.frames),
+            }
+        missed = self.frames[after_seq - self.seq_base :]
         if not missed:
             return None
         frame: dict[str, Any] = {
@@ -196,7 +209,7 @@ class Generation:
         if posted.duplicate:
             return posted
         self.saved = posted
-        self.hub.publish(self.user_id, ack_frame(posted))
+        self.hub.publish(self.user_id, ack_frame(posted, self.prepared.client_id))
         self.hub.publish(self.user_id, self.start_frame())
         self._flush()
         return posted
@@ -207,6 +220,9 @@ class Generation:
         error: ProviderError | None = None
         cancelled = False
         self.save_task = asyncio.create_task(self.save())
+        # Let the save reach the database thread before httpx's synchronous request set-up
+        # holds the loop: the two then overlap instead of queueing.
+        await asyncio.sleep(0)
         try:
             events = provider_registry.stream(prepared.family, prepared.target, prepared.request)
             async with contextlib.aclosing(events):
@@ -246,12 +262,12 @@ class Generation:
             ref = secrets.token_hex(4)
             log.exception("could not save the message for conversation %s, ref=%s", self.conversation_id, ref)
             self.reply(json.dumps({
-                "type": "error", "code": "unavailable", "client_id": str(self.prepared.user_message.client_id),
+                "type": "error", "code": "unavailable", "client_id": str(self.prepared.client_id),
                 "message": f"Parley could not save your message. Try again. (ref {ref})",
             }))
             return False
         if posted.duplicate:
-            for frame in replay_frames(posted):
+            for frame in replay_frames(posted, self.prepared.client_id):
                 self.reply(json.dumps(frame))
             return False
         return True

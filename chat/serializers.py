@@ -13,6 +13,17 @@ def conversation_json(c: Conversation) -> dict[str, Any]:
         "title": c.title,
         "model": str(c.model_id) if c.model_id else None,
         "updated": c.updated.isoformat(),
+        "pinned": c.pinned,
+    }
+
+
+def conversation_settings_json(c: Conversation) -> dict[str, Any]:
+    """What the conversation settings panel edits; null means the default applies."""
+    return {
+        "model": str(c.model_id) if c.model_id else None,
+        "system_prompt": c.system_prompt,
+        "temperature": c.temperature,
+        "max_tokens": c.max_tokens,
     }
 
 
@@ -47,11 +58,11 @@ def model_json(m: ChatModel) -> dict[str, Any]:
     return {"id": str(m.id), "name": m.name, "provider": m.provider.display_name, "default": m.is_default}
 
 
-def ack_frame(posted: Any) -> dict[str, Any]:
-    """`ack`: the user's message is saved (protocol v1)."""
+def ack_frame(posted: Any, client_id: object = None) -> dict[str, Any]:
+    """`ack`: the user's message is saved (protocol v1); `client_id` is the request's."""
     return {
         "type": "ack",
-        "client_id": str(posted.user_message.client_id),
+        "client_id": str(client_id or posted.user_message.client_id),
         "conversation": conversation_json(posted.conversation),
         "message": message_json(posted.user_message),
     }
@@ -73,12 +84,12 @@ def saved_end_frame(message: Message) -> dict[str, Any]:
     }
 
 
-def replay_frames(posted: Any) -> list[dict[str, Any]]:
+def replay_frames(posted: Any, client_id: object = None) -> list[dict[str, Any]]:
     """A resend's answer: the same `ack`, then the answer as saved (with its `end` if finished).
 
     If the answer is still streaming, its live frames reach every socket of the user anyway.
     """
-    frames = [ack_frame(posted)]
+    frames = [ack_frame(posted, client_id)]
     assistant = posted.assistant
     if assistant is not None:
         frames.append({"type": "start", "conversation": str(posted.conversation.id), "message": message_json(assistant)})

@@ -17,14 +17,15 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from chat.access import access_conversation, access_model
-from chat.models import Conversation, Message, Reason, Role, Status
+from chat.access import NotFound, access_conversation, access_message, access_model
+from chat.models import ChatModel, Conversation, Message, Reason, Role, Status
 from providers.base import ChatMessage, ChatRequest, Target
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TITLE_CHARS = 60
+AFTER_NEWEST = "newest"  # a send's default place: after the conversation's newest message
 
 
 @dataclasses.dataclass
@@ -83,7 +84,12 @@ def _find_duplicate(user: AbstractBaseUser, conversation_id: str | None, client_
 
 @dataclasses.dataclass
 class Prepared:
-    """A send checked and built but not yet written: the upstream call can start now."""
+    """A send, regenerate or continue checked and built but not yet written.
+
+    The upstream call can start from this while do_save_send writes it. ``user_message`` is
+    new (a send) or already saved (regenerate, continue); ``assistant`` is new, or for a
+    continue the saved answer that goes on, whose text so far is ``prefix``.
+    """
 
     user: AbstractBaseUser
     conversation: Conversation
@@ -93,6 +99,52 @@ class Prepared:
     family: str
     target: Target
     request: ChatRequest
+    new_user_message: bool = True
+    prefix: str = ""
+    client_id: uuid.UUID | None = None
+
+
+CONTINUE_PROMPT = "Continue your previous answer exactly where it stopped. Do not repeat any of it."
+
+_Row = tuple[uuid.UUID, uuid.UUID | None, str, str, str, uuid.UUID | None]  # id, parent, role, content, status, client
+
+
+def _rows(conversation: Conversation) -> dict[uuid.UUID, _Row]:
+    fields = ("id", "parent_id", "role", "content", "status", "client_id")
+    return {row[0]: row for row in conversation.messages.order_by("created").values_list(*fields)}
+
+
+def _branch(rows: dict[uuid.UUID, _Row], leaf: uuid.UUID | None) -> list[_Row]:
+    """The messages from the first one down to `leaf`, following parents (one branch)."""
+    path: list[_Row] = []
+    while leaf is not None and leaf in rows and len(path) <= len(rows):
+        path.append(rows[leaf])
+        leaf = rows[leaf][1]
+    return path[::-1]
+
+
+def _turns(conversation: Conversation, branch: list[_Row]) -> list[ChatMessage]:
+    """What the model sees: the system prompt, then each turn of the branch that has text.
+
+    Error placeholders are skipped; stopped partial answers are kept, as the user saw them.
+    """
+    turns = [ChatMessage("system", conversation.system_prompt)] if conversation.system_prompt else []
+    turns += [ChatMessage(r[2], r[3]) for r in branch if r[3] and r[4] not in (Status.ERROR, Status.STREAMING)]
+    return turns
+
+
+def _request(model: ChatModel, turns: list[ChatMessage], options: Options) -> ChatRequest:
+    return ChatRequest(
+        model=model.model_id, messages=tuple(turns), temperature=options.temperature,
+        max_tokens=options.max_tokens, top_p=options.top_p,
+    )
+
+
+def _new_answer(conversation: Conversation, parent: Message, model: ChatModel, client_id: uuid.UUID | None) -> Message:
+    return Message(
+        id=uuid.uuid4(), conversation=conversation, parent=parent, role=Role.ASSISTANT,
+        status=Status.STREAMING, model=model, model_name=model.name, client_id=client_id,
+    )
 
 
 def prepare_send(
@@ -103,6 +155,7 @@ def prepare_send(
     model_id: str,
     content: str,
     options: Options,
+    parent: str | None = AFTER_NEWEST,
 ) -> Prepared | Posted:
     """Check access and build the request, reading only; a known client id returns its Posted.
 
@@ -110,57 +163,87 @@ def prepare_send(
     constraints in do_save_send catch the rare true race.
     """
     model = access_model(user, model_id)
-    turns: list[ChatMessage] = []
-    parent_id = None
     if conversation_id:
         conversation = access_conversation(user, conversation_id)
-        rows = list(conversation.messages.values_list("id", "role", "content", "status", "client_id"))
-        if any(row[4] == client_id for row in rows):
+        rows = _rows(conversation)
+        if any(row[5] == client_id for row in rows.values()):
             found = _find_duplicate(user, conversation_id, client_id)
             assert found is not None
             return found
-        parent_id = rows[-1][0] if rows else None
-        if conversation.system_prompt:
-            turns.append(ChatMessage("system", conversation.system_prompt))
-        # Error placeholders are skipped; stopped partial answers are kept, as the user saw them.
-        turns += [ChatMessage(r[1], r[2]) for r in rows if r[2] and r[3] not in (Status.ERROR, Status.STREAMING)]
+        if parent == AFTER_NEWEST:
+            parent_id = next(reversed(rows)) if rows else None
+        elif parent is None:
+            parent_id = None
+        else:
+            parent_id = uuid.UUID(parent)
+            if parent_id not in rows:
+                raise NotFound("No such message in this conversation.")
+        branch = _branch(rows, parent_id)
         is_new = False
     else:
         found = _find_duplicate(user, None, client_id)
         if found is not None:
             return found
         conversation = Conversation(
-            owner=user,
-            client_id=client_id,
-            title=" ".join(content.split())[:TITLE_CHARS],
+            owner=user, client_id=client_id, title=" ".join(content.split())[:TITLE_CHARS],
             system_prompt=options.system or "",
         )
-        if conversation.system_prompt:
-            turns.append(ChatMessage("system", conversation.system_prompt))
-        is_new = True
+        parent_id, branch, is_new = None, [], True
     conversation.model = model
-    turns.append(ChatMessage("user", content))
+    turns = _turns(conversation, branch) + [ChatMessage("user", content)]
     user_message = Message(
         id=uuid.uuid4(), conversation=conversation, parent_id=parent_id, role=Role.USER,
         content=content, status=Status.COMPLETE, client_id=client_id,
     )
-    assistant = Message(
-        id=uuid.uuid4(), conversation=conversation, parent=user_message, role=Role.ASSISTANT,
-        status=Status.STREAMING, model=model, model_name=model.name,
+    return Prepared(
+        user, conversation, is_new, user_message, _new_answer(conversation, user_message, model, None),
+        model.provider.family, model.provider.target(), _request(model, turns, options), client_id=client_id,
     )
-    request = ChatRequest(
-        model=model.model_id,
-        messages=tuple(turns),
-        temperature=options.temperature,
-        max_tokens=options.max_tokens,
-        top_p=options.top_p,
+
+
+def prepare_regenerate(
+    user: AbstractBaseUser, *, client_id: uuid.UUID, message_id: str, model_id: str | None, options: Options
+) -> Prepared | Posted:
+    """A new answer beside an earlier one (same user message): the old one stays a sibling."""
+    earlier = access_message(user, message_id)
+    conversation = earlier.conversation
+    if earlier.role != Role.ASSISTANT or earlier.parent_id is None:
+        raise NotFound("Only an answer can be regenerated.")
+    repeat = conversation.messages.filter(client_id=client_id, role=Role.ASSISTANT).first()
+    if repeat is not None:
+        return Posted(conversation, repeat.parent, repeat, duplicate=True)  # type: ignore[arg-type]
+    model = access_model(user, model_id or earlier.model_id)
+    rows = _rows(conversation)
+    user_message = Message.objects.get(id=earlier.parent_id)
+    turns = _turns(conversation, _branch(rows, user_message.id))
+    conversation.model = model
+    return Prepared(
+        user, conversation, False, user_message, _new_answer(conversation, user_message, model, client_id),
+        model.provider.family, model.provider.target(), _request(model, turns, options),
+        new_user_message=False, client_id=client_id,
     )
-    return Prepared(user, conversation, is_new, user_message, assistant, model.provider.family,
-                    model.provider.target(), request)
+
+
+def prepare_continue(user: AbstractBaseUser, *, client_id: uuid.UUID, message_id: str) -> Prepared:
+    """Ask the same model to carry on an answer that stopped early; it grows in place."""
+    answer = access_message(user, message_id)
+    conversation = answer.conversation
+    if answer.role != Role.ASSISTANT or answer.status == Status.STREAMING or not answer.content:
+        raise NotFound("Only an answer with some text that has stopped can be continued.")
+    if answer.status == Status.COMPLETE and answer.reason != Reason.LENGTH:
+        raise NotFound("This answer is finished; regenerate it instead.")
+    model = access_model(user, answer.model_id)
+    branch = _branch(_rows(conversation), answer.id)
+    turns = _turns(conversation, branch) + [ChatMessage("user", CONTINUE_PROMPT)]
+    return Prepared(
+        user, conversation, False, Message.objects.get(id=answer.parent_id), answer,
+        model.provider.family, model.provider.target(), _request(model, turns, Options()),
+        new_user_message=False, prefix=answer.content, client_id=client_id,
+    )
 
 
 def do_save_send(prepared: Prepared) -> Posted:
-    """Write the user's message and the empty streaming answer in one transaction."""
+    """Write what a send, regenerate or continue starts with, in one transaction."""
     conversation = prepared.conversation
     try:
         with transaction.atomic():
@@ -168,12 +251,25 @@ def do_save_send(prepared: Prepared) -> Posted:
                 conversation.save(force_insert=True)
             else:
                 Conversation.objects.filter(id=conversation.id).update(model=conversation.model, updated=timezone.now())
-            Message.objects.bulk_create([prepared.user_message, prepared.assistant])
+            if prepared.prefix:
+                Message.objects.filter(id=prepared.assistant.id).update(
+                    status=Status.STREAMING, reason="", error_kind="", error_message="", error_ref="",
+                    updated=timezone.now(),
+                )
+                prepared.assistant.status = Status.STREAMING
+            elif prepared.new_user_message:
+                Message.objects.bulk_create([prepared.user_message, prepared.assistant])
+            else:
+                prepared.assistant.save(force_insert=True)
     except IntegrityError:
         # The same client id was saved before (a resend whose ack was lost), or two raced.
-        found = _find_duplicate(
-            prepared.user, None if prepared.is_new else str(conversation.id), prepared.user_message.client_id
-        )
+        if prepared.new_user_message:
+            found = _find_duplicate(
+                prepared.user, None if prepared.is_new else str(conversation.id), prepared.user_message.client_id
+            )
+        else:
+            repeat = Message.objects.filter(conversation=conversation, client_id=prepared.client_id).first()
+            found = Posted(conversation, prepared.user_message, repeat, duplicate=True) if repeat else None
         if found is None:
             raise
         return found
