@@ -41,7 +41,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=CLOSE_NOT_SIGNED_IN)
             return
-        self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.outbox: asyncio.Queue[str | int] = asyncio.Queue()
         self.writer = asyncio.create_task(self._drain())
         await self.accept()
         hub.subscribe(self.user.id, self.deliver)
@@ -53,23 +53,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
             hub.unsubscribe(self.user.id, self.deliver)
             self.writer.cancel()
 
-    def deliver(self, text: str) -> None:
-        if self.outbox.qsize() >= OUTBOX_LIMIT:
+    def deliver(self, item: str | int) -> None:
+        """Queue a frame (or a close code) for this socket; never blocks a generation."""
+        if isinstance(item, str) and self.outbox.qsize() >= OUTBOX_LIMIT:
+            item = CLOSE_TOO_SLOW
+        if isinstance(item, int):
             hub.unsubscribe(self.user.id, self.deliver)
-            self.outbox.put_nowait(None)
-            return
-        self.outbox.put_nowait(text)
+        self.outbox.put_nowait(item)
 
     def reply(self, frame: dict[str, Any]) -> None:
         self.deliver(json.dumps(frame, separators=(",", ":")))
 
     async def _drain(self) -> None:
         while True:
-            text = await self.outbox.get()
-            if text is None:
-                await self.close(code=CLOSE_TOO_SLOW)
+            item = await self.outbox.get()
+            if isinstance(item, int):
+                await self.close(code=item)
                 return
-            await self.send(text_data=text)
+            await self.send(text_data=item)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Dispatch one frame; every failure becomes an `error` frame on an open socket."""
@@ -129,6 +130,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         prepare: Callable[[], Prepared | Posted],
     ) -> None:
         """Claim the conversation, check and build the request, then hand it to the registry."""
+        refused = registry.admission()
+        if refused is not None:
+            message, retry_after = refused
+            raise frames.FrameError("server_busy", message, str(client_id), retry_after=retry_after)
         conversation_id = uuid.UUID(conversation) if conversation else None
         if conversation_id is not None and not registry.reserve(conversation_id, self.user.id):
             if await self._is_resend(client_id, conversation_id):

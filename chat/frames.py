@@ -20,14 +20,16 @@ PROTOCOL_VERSION = 1
 
 
 class FrameError(Exception):
-    def __init__(self, code: str, message: str, client_id: str | None = None) -> None:
+    def __init__(self, code: str, message: str, client_id: str | None = None, retry_after: int | None = None) -> None:
         super().__init__(message)
-        self.code, self.message, self.client_id = code, message, client_id
+        self.code, self.message, self.client_id, self.retry_after = code, message, client_id, retry_after
 
     def frame(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": "error", "code": self.code, "message": self.message}
         if self.client_id:
             out["client_id"] = self.client_id
+        if self.retry_after is not None:
+            out["retry_after"] = self.retry_after
         return out
 
 

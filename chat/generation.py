@@ -34,7 +34,8 @@ from providers.base import Done, ErrorKind, FinishReason, ProviderError, Reasoni
 
 log = logging.getLogger(__name__)
 
-Deliver = Callable[[str], None]
+# A socket's inbox: a serialised frame, or an int close code.
+Deliver = Callable[[str | int], None]
 
 
 class Hub:
@@ -59,6 +60,12 @@ class Hub:
             text = json.dumps(frame, separators=(",", ":"))
             for deliver in tuple(sockets):
                 deliver(text)
+
+    def close_all(self, code: int) -> None:
+        """Ask every open socket to close (after the frames already queued for it)."""
+        for sockets in list(self._sockets.values()):
+            for deliver in tuple(sockets):
+                deliver(code)
 
     def socket_count(self) -> int:
         return sum(len(s) for s in self._sockets.values())
@@ -361,6 +368,21 @@ class Registry:
         self._by_conversation: dict[uuid.UUID, Generation] = {}
         self._by_message: dict[uuid.UUID, Generation] = {}
         self._reserved: dict[uuid.UUID, int] = {}
+        # False once shutdown begins: new answers are refused instead of being cut short.
+        self.accepting = True
+
+    def admission(self) -> tuple[str, int] | None:
+        """Why a new answer cannot start now, and when to retry — or None if it can.
+
+        Above PARLEY_MAX_ACTIVE_GENERATIONS a clear "busy, retry in N s" beats everybody's
+        answers slowing down together.
+        """
+        if not self.accepting:
+            return "Parley is restarting. Try again in a few seconds.", settings.PARLEY_BUSY_RETRY_SECONDS
+        if len(self._by_message) + len(self._reserved) >= settings.PARLEY_MAX_ACTIVE_GENERATIONS:
+            seconds = settings.PARLEY_BUSY_RETRY_SECONDS
+            return f"Parley is busy right now. Try again in {seconds} s.", seconds
+        return None
 
     def active_count(self) -> int:
         return len(self._by_message)

@@ -152,6 +152,18 @@ PARLEY_COALESCE_MS = env.int("PARLEY_COALESCE_MS", default=25)
 PARLEY_CHECKPOINT_SECONDS = env.float("PARLEY_CHECKPOINT_SECONDS", default=2.0)
 PARLEY_CHECKPOINT_CHARS = env.int("PARLEY_CHECKPOINT_CHARS", default=8000)
 PARLEY_MAX_MESSAGE_CHARS = env.int("PARLEY_MAX_MESSAGE_CHARS", default=100_000)
+# Admission control: above this many answers in flight, new sends are told to retry later.
+PARLEY_MAX_ACTIVE_GENERATIONS = env.int("PARLEY_MAX_ACTIVE_GENERATIONS", default=300)
+PARLEY_BUSY_RETRY_SECONDS = env.int("PARLEY_BUSY_RETRY_SECONDS", default=5)
+# Titles: a ChatModel id to write every title, or empty for each conversation's own model.
+PARLEY_TITLE_MODEL = env.str("PARLEY_TITLE_MODEL", default="")
+PARLEY_TITLE_TIMEOUT = env.float("PARLEY_TITLE_TIMEOUT", default=15.0)
+# Admin defaults for conversations that set none (empty: the model's own default).
+PARLEY_DEFAULT_TEMPERATURE = env.float("PARLEY_DEFAULT_TEMPERATURE", default=None)
+PARLEY_DEFAULT_MAX_TOKENS = env.int("PARLEY_DEFAULT_MAX_TOKENS", default=None)
+# A deleted conversation can be restored for this long, then it is purged for good.
+PARLEY_DELETE_UNDO_SECONDS = env.int("PARLEY_DELETE_UNDO_SECONDS", default=600)
+PARLEY_IMPORT_MAX_BYTES = env.int("PARLEY_IMPORT_MAX_BYTES", default=5_000_000)
 
 LOGGING = {
     "version": 1,

@@ -1,12 +1,26 @@
-"""Serve Parley with Daphne after marking answers orphaned by a previous process."""
+"""Serve Parley with Daphne, and shut down without losing an answer.
+
+On SIGTERM or SIGINT: new sends are refused as `server_busy`, every running answer is
+cancelled and saved as incomplete (reason `server_restart`) within the grace period, its
+`end` is sent, then every socket is closed with 1012 (service restart) so clients
+reconnect and find the saved partial with Continue. Answers a hard kill leaves
+`streaming` are marked the same way at the next start, before anything is served.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import signal
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand
 
 from chat.services import do_recover_orphans
+
+log = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -15,12 +29,79 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--grace", type=float, default=8.0, help="Seconds to save running answers on shutdown.")
+        parser.add_argument("--access-log", action="store_true", help="Log every request to standard output.")
 
-    def handle(self, *args: Any, host: str, port: int, **options: Any) -> None:
+    def handle(self, *args: Any, host: str, port: int, grace: float, access_log: bool, **options: Any) -> None:
         recovered = do_recover_orphans()
         if recovered:
             self.stdout.write(f"Marked {recovered} interrupted answer(s) as incomplete (server_restart).")
-        from daphne.cli import CommandLineInterface
+        # Importing daphne.server installs Twisted's asyncio reactor: only now, never at import time.
+        from daphne.access import AccessLogGenerator
+        from daphne.endpoints import build_endpoint_description_strings
+        from daphne.server import Server
+        from twisted.internet import reactor
 
+        from chat.generation import hub, registry
+        from chatsite.asgi import application
+
+        _allow_service_restart_close_code()
+
+        server = Server(
+            application=application,
+            endpoints=build_endpoint_description_strings(host=host, port=port),
+            signal_handlers=False,
+            action_logger=AccessLogGenerator(sys.stdout) if access_log else None,
+        )
+        stopping: list[asyncio.Future[None]] = []
+
+        async def drain() -> None:
+            registry.accepting = False
+            await registry.shutdown(grace)
+            hub.close_all(1012)
+            await asyncio.sleep(0.3)  # let the close frames reach the wire
+
+        def begin_shutdown() -> None:
+            if stopping:
+                return
+            log.info("shutting down: saving %d running answer(s)", registry.active_count())
+            future = asyncio.ensure_future(drain(), loop=reactor._asyncioEventloop)  # type: ignore[attr-defined]
+            future.add_done_callback(lambda _: reactor.stop())  # type: ignore[attr-defined]
+            stopping.append(future)
+
+        def on_signal(signum: int, frame: Any) -> None:
+            reactor.callFromThread(begin_shutdown)  # type: ignore[attr-defined]
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
         self.stdout.write(f"Parley is serving on http://{host}:{port}/")
-        CommandLineInterface().run(["-b", host, "-p", str(port), "chatsite.asgi:application"])
+        self.stdout.flush()
+        server.run()
+        # Everything is saved; skip interpreter teardown, where Twisted's asyncio reactor and
+        # the database thread have been seen to crash the exit (a SIGSEGV after a clean drain).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+SERVICE_RESTART = 1012
+
+
+def _allow_service_restart_close_code() -> None:
+    """Let Daphne send close code 1012 ("service restart", RFC 6455 registry).
+
+    Autobahn's sendClose only accepts 1000 and 3000-4999 from applications, so a 1012
+    from the consumer would fail and the client would see an abnormal 1006 instead of
+    the hint to reconnect. The lower-level sendCloseFrame sends any code.
+    """
+    from daphne.ws_protocol import WebSocketProtocol
+
+    original = WebSocketProtocol.serverClose
+
+    def server_close(self: Any, code: int | None = None) -> None:
+        if code == SERVICE_RESTART:
+            self.sendCloseFrame(code=SERVICE_RESTART, isReply=False)
+        else:
+            original(self, code)
+
+    WebSocketProtocol.serverClose = server_close

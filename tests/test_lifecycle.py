@@ -1,0 +1,94 @@
+"""Admission control and graceful shutdown: clear answers instead of lost or slowed ones."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+import time
+import uuid
+from typing import Any
+
+import pytest
+import websockets
+from django.test import override_settings
+
+from chat.models import ChatModel, Message
+from tests.fakeprovider import FakeProvider, Script
+from tests.live import LiveServer
+from tests.test_chat_socket import send_frame
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@override_settings(PARLEY_MAX_ACTIVE_GENERATIONS=1, PARLEY_BUSY_RETRY_SECONDS=7)
+async def test_above_the_admission_limit_a_send_is_told_to_retry_later(alice: Any, bob: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+    fake.enqueue(Script(tokens=["busy "] * 50, tokens_per_second=20))
+    alice_sock = await connect(alice)
+    await alice_sock.send(send_frame(fake_model, "first"))
+    await alice_sock.recv_until("delta")
+
+    bob_sock = await connect(bob)
+    frame = send_frame(fake_model, "second")
+    await bob_sock.send(frame)
+    reply = await bob_sock.recv()
+    assert (reply["code"], reply["retry_after"], reply["client_id"]) == ("server_busy", 7, frame["client_id"])
+    assert "Try again in 7 s" in reply["message"]
+    assert len(fake.requests) == 1
+    assert not await Message.objects.filter(content="second").aexists()
+
+
+def test_sigterm_saves_running_answers_and_closes_sockets_with_1012(fake_server: FakeProvider) -> None:
+    fake_server.reset()
+    fake_server.enqueue(Script(tokens=[f"w{i} " for i in range(400)], tokens_per_second=40))
+    live = LiveServer().start()
+    try:
+        live.create_user("alice", "alice-password-1")
+        live.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake_server.url + "/v1",
+                    "--model", "fake-model")
+        from bench.relay import make_sessions, model_id
+
+        cookie = make_sessions(live, 1)[0]
+        model = model_id(live)
+        seen, close_code, end = asyncio.run(_stream_until_sigterm(live, cookie, model))
+        assert live.process is not None
+        assert live.process.wait(15) == 0, live.log()
+    finally:
+        live.stop()
+    assert end is not None and (end["status"], end["reason"]) == ("incomplete", "server_restart")
+    assert close_code == 1012
+    assert fake_server.requests[-1].client_disconnected.wait(2)
+    db = sqlite3.connect(live.env["SQLITE_PATH"])
+    status, reason, content = db.execute(
+        "select status, reason, content from chat_message where role='assistant'"
+    ).fetchone()
+    assert (status, reason) == ("incomplete", "server_restart")
+    assert content == seen and content.startswith("w0 ")
+
+
+async def _stream_until_sigterm(live: LiveServer, cookie: str, model: str) -> tuple[str, int | None, dict[str, Any] | None]:
+    ws = await websockets.connect(
+        live.url.replace("http", "ws") + "/ws/chat/", additional_headers={"Cookie": cookie, "Origin": live.url}
+    )
+    await ws.recv()  # hello
+    await ws.send(json.dumps({"type": "send", "client_id": str(uuid.uuid4()), "conversation": None,
+                              "model": model, "content": "a long one please"}))
+    text: list[str] = []
+    end = None
+    deadline = time.monotonic() + 20
+    signalled = False
+    try:
+        while time.monotonic() < deadline:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if frame["type"] == "delta":
+                text.append(frame["text"])
+                if not signalled and len("".join(text)) > 20:
+                    assert live.process is not None
+                    live.process.send_signal(signal.SIGTERM)
+                    signalled = True
+            elif frame["type"] == "end":
+                end = frame
+    except websockets.ConnectionClosed:
+        pass
+    return "".join(text), ws.close_code, end
