@@ -85,6 +85,9 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env.str("SQLITE_PATH", default=str(BASE_DIR / "parley.sqlite3")),
+            # Keep connections: Channels closes "old" ones around every database hop, and with
+            # Django's default of 0 each hop reopened the file and re-ran the PRAGMAs (~2 ms).
+            "CONN_MAX_AGE": None,
             "OPTIONS": {
                 # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock
                 # at BEGIN so two writers queue on the busy timeout instead of one failing
