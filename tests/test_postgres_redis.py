@@ -1,0 +1,82 @@
+"""The same chat on PostgreSQL and the Redis channel layer, switched on by DATABASE_URL/REDIS_URL.
+
+Uses the services this machine runs on loopback; under CI their absence is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from bench.relay import Tab, make_sessions, model_id
+from tests.fakeprovider import FakeProvider, Script
+from tests.live import LiveServer
+
+PG = "postgres://postgres@127.0.0.1:5432"
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+def reachable(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require(port: int, what: str) -> None:
+    if not reachable(port):
+        if os.environ.get("CI"):
+            pytest.fail(f"{what} is not listening on 127.0.0.1:{port}; .ci/run starts it")
+        pytest.skip(f"{what} is not running on 127.0.0.1:{port}")
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    require(5432, "PostgreSQL")
+    name = f"parley_live_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG + "/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"{PG}/{name}"
+    with psycopg.connect(PG + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_chat_streams_and_is_saved_on_postgresql_with_the_redis_channel_layer(
+    pg_database: str, fake_server: FakeProvider
+) -> None:
+    require(6379, "Redis")
+    fake_server.reset()
+    fake_server.enqueue(Script(tokens=["Saved", " in", " Postgres."], usage=(5, 3)))
+    live = LiveServer({"DATABASE_URL": pg_database, "REDIS_URL": REDIS}).start()
+    try:
+        settings_used = live.manage(
+            "shell", "-c",
+            "from django.conf import settings; from django.db import connection; "
+            "print(connection.vendor, settings.CHANNEL_LAYERS['default']['BACKEND'])",
+        )
+        assert "postgresql channels_redis.core.RedisChannelLayer" in settings_used
+        live.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake_server.url + "/v1",
+                    "--model", "fake-model")
+        cookie, model = make_sessions(live, 1)[0], model_id(live)
+
+        async def chat() -> dict[str, object]:
+            tab = await Tab.open(live, cookie)
+            try:
+                return await tab.ask(model, "Where will this be saved?")
+            finally:
+                await tab.ws.close()
+
+        answer = asyncio.run(chat())
+    finally:
+        live.stop()
+    assert answer["text"] == "Saved in Postgres." and answer["end"]["status"] == "complete"  # type: ignore[index]
+    with psycopg.connect(pg_database) as conn:
+        rows = conn.execute("select role, content, status, output_tokens from chat_message order by created").fetchall()
+    assert rows == [("user", "Where will this be saved?", "complete", None), ("assistant", "Saved in Postgres.", "complete", 3)]
