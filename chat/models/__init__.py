@@ -2,6 +2,7 @@
 
 from chat.models.browser import BrowserModel as BrowserModel  # re-exported for chat.access and admin
 from chat.models.catalog import ChatModel, Family, Provider
-from chat.models.conversations import Conversation, Message, Reason, Role, Status
+from chat.models.conversations import Conversation, Message, Reason, Role, Status, TitleSource
+from chat.models.preferences import Theme, UserPreferences
 
-__all__ = ["ChatModel", "Conversation", "Family", "Message", "Provider", "Reason", "Role", "Status"]
+__all__ = ["ChatModel", "Conversation", "Family", "Message", "Provider", "Reason", "Role", "Status", "Theme", "TitleSource", "UserPreferences"]

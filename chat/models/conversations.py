@@ -32,12 +32,27 @@ class Reason(models.TextChoices):
     SERVER_RESTART = "server_restart"
 
 
+class TitleSource(models.TextChoices):
+    FIRST_MESSAGE = "first_message"  # the opening words; a generated title may replace it
+    GENERATING = "generating"  # chat.titles has claimed it
+    GENERATED = "generated"
+    FALLBACK = "fallback"  # generation failed once; the opening words stay, no retry per answer
+    USER = "user"  # renamed or imported by the user: never overwritten
+
+
 class Conversation(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
     title = models.CharField(max_length=200, blank=True)
     model = models.ForeignKey(ChatModel, null=True, blank=True, on_delete=models.SET_NULL)
     system_prompt = models.TextField(blank=True)
+    title_source = models.CharField(max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_MESSAGE)
+    # Per-conversation sampling settings; null means "the model's or the admin's default".
+    temperature = models.FloatField(null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    pinned = models.BooleanField(default=False)
+    # Soft delete: hidden at once, restorable for PARLEY_DELETE_UNDO_SECONDS, then purged.
+    deleted_at = models.DateTimeField(null=True, blank=True)
     # The client id of the send that created it: a resend after a lost ack finds it again.
     client_id = models.UUIDField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
