@@ -1,12 +1,12 @@
 from django.urls import path
 
-from chat import views
+from chat import conversations, preferences, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("chat/", views.chat_page, name="chat"),
     path("chat/<uuid:conversation_id>/", views.chat_page, name="conversation"),
-    path("api/conversations/", views.api_conversations, name="api-conversations"),
+    path("api/conversations/", conversations.api_conversations, name="api-conversations"),
     path("api/conversations/<uuid:conversation_id>/", views.api_conversation, name="api-conversation"),
 ]
 
@@ -15,4 +15,18 @@ from chat import browser_models  # in-browser models (issue 5)
 urlpatterns += [
     path("browser-models/weights/<str:version>/<str:name>", browser_models.bundled_weights, name="browser-weights"),
     path("api/browser-models/exchanges/", browser_models.save_exchange, name="browser-exchanges"),
+]
+
+# Conversations: rename, pin, settings, delete/restore, export/import (issue 4).
+urlpatterns += [
+    path("api/conversations/<uuid:conversation_id>/edit/", conversations.edit_conversation, name="conversation-edit"),
+    path("api/conversations/<uuid:conversation_id>/delete/", conversations.delete_conversation, name="conversation-delete"),
+    path("api/conversations/<uuid:conversation_id>/restore/", conversations.restore_conversation, name="conversation-restore"),
+    path("api/conversations/<uuid:conversation_id>/export.md", conversations.export_conversation, {"fmt": "md"}, name="conversation-export-md"),
+    path("api/conversations/<uuid:conversation_id>/export.json", conversations.export_conversation, {"fmt": "json"}, name="conversation-export-json"),
+    path("api/conversations/import/", conversations.import_conversation, name="conversation-import"),
+    path("api/export/", conversations.export_all, name="export-all"),
+    path("settings/", preferences.settings_page, name="settings"),
+    path("settings/theme/", preferences.set_theme, name="settings-theme"),
+    path("settings/import/", preferences.import_page, name="settings-import"),
 ]

@@ -3,35 +3,34 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from chat.access import access_conversation, usable_models
 from chat.browser_models import browser_models_for, engine_page
-from chat.models import Conversation
-from chat.serializers import conversation_json, message_json, model_json
-
-PAGE_SIZE = 50
+from chat.conversation_services import preferences_for
+from chat.conversations import conversation_page
+from chat.serializers import conversation_json, conversation_settings_json, message_json, model_json
 
 
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("chat")
 
 
-def _conversation_page(user: object, before: datetime | None) -> dict[str, object]:
-    qs = Conversation.objects.filter(owner=user).order_by("-updated")
-    if before is not None:
-        qs = qs.filter(updated__lt=before)
-    page = list(qs[: PAGE_SIZE + 1])
-    more = len(page) > PAGE_SIZE
-    page = page[:PAGE_SIZE]
+def _page_preferences(user: object) -> dict[str, object]:
+    """What a new chat starts with: the user's choices, then the admin's defaults."""
+    prefs = preferences_for(user)  # type: ignore[arg-type]
     return {
-        "conversations": [conversation_json(c) for c in page],
-        "next": page[-1].updated.isoformat() if more else None,
+        "display_name": prefs.display_name,
+        "theme": prefs.theme,
+        "default_model": str(prefs.default_model_id) if prefs.default_model_id else None,
+        "system_prompt": prefs.default_system_prompt,
+        "temperature": settings.PARLEY_DEFAULT_TEMPERATURE,
+        "max_tokens": settings.PARLEY_DEFAULT_MAX_TOKENS,
     }
 
 
@@ -46,25 +45,14 @@ def chat_page(request: HttpRequest, conversation_id: uuid.UUID | None = None) ->
         "protocol": 1,
         "ws_path": "/ws/chat/",
         "models": [model_json(m) for m in models],
-        **_conversation_page(request.user, None),
+        **conversation_page(request.user, None),
         "conversation": conversation_json(conversation) if conversation else None,
+        "settings": conversation_settings_json(conversation) if conversation else None,
+        "preferences": _page_preferences(request.user),
         "messages": [message_json(m) for m in conversation.messages.all()] if conversation else [],
         "browser_models": browser_models_for(request.user),
     }
     return render(request, "chat/chat.html", {"page_data": page_data})
-
-
-@require_GET
-@login_required
-def api_conversations(request: HttpRequest) -> HttpResponse:
-    before_raw = request.GET.get("before")
-    before = None
-    if before_raw:
-        try:
-            before = datetime.fromisoformat(before_raw)
-        except ValueError:
-            return HttpResponseBadRequest("`before` must be an ISO 8601 time.")
-    return JsonResponse(_conversation_page(request.user, before))
 
 
 @require_GET
@@ -74,6 +62,7 @@ def api_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> HttpRe
     return JsonResponse(
         {
             "conversation": conversation_json(conversation),
+            "settings": conversation_settings_json(conversation),
             "messages": [message_json(m) for m in conversation.messages.all()],
         }
     )
