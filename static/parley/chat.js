@@ -9,7 +9,9 @@ import { ChatSocket } from "./socket.js";
 import { postMessage, serverAnswer } from "./server.js";
 import { ModelPicker } from "./models.js";
 import { Sidebar, conversationUrl } from "./sidebar.js";
-import { getJson } from "./http.js";
+import { getJson, postJson } from "./http.js";
+import { ChatSettings } from "./chatsettings.js";
+import { wireShortcuts } from "./shortcuts.js";
 import { ConnectionNotice } from "./connection.js";
 import { InBrowser, answerInBrowser } from "./local.js";
 
@@ -36,8 +38,16 @@ const picker = new ModelPicker(/** @type {HTMLSelectElement} */ (byId("model")),
 // Models that run in this browser join the same picker; their engines load only when picked.
 const inBrowser = new InBrowser(picker.select, data.browser_models ?? [], byId("composer"));
 const noModels = data.models.length === 0 && inBrowser.models.length === 0;
-const sidebar = new Sidebar(/** @type {HTMLUListElement} */ (byId("conversations")),
-  /** @type {HTMLButtonElement} */ (byId("load-more")), data.next, (id) => open(id, true));
+const prefs = data.preferences;
+const sidebar = new Sidebar(byId("sidebar"), data, {
+  open: (id) => open(id, true),
+  deleted: (id) => { if (current?.id === id) newChat(true); },
+  renamed: (c) => { if (current?.id === c.id) document.title = `${c.title || "Untitled"} · Parley`; },
+});
+const chatSettings = new ChatSettings(/** @type {HTMLDialogElement} */ (byId("chat-settings")), {
+  system_prompt: prefs?.system_prompt ?? "", temperature: prefs?.temperature ?? null,
+  max_tokens: prefs?.max_tokens ?? null,
+});
 
 /** @type {Conversation | null} */
 let current = null;
@@ -47,9 +57,13 @@ const live = new Map();
 /** Guards against a slow fetch overwriting a conversation opened after it. */
 let opening = 0;
 
-/** @param {Conversation | null} conversation @param {Message[]} list */
-function show(conversation, list) {
+/**
+ * @param {Conversation | null} conversation @param {Message[]} list
+ * @param {import("./chatsettings.js").Settings | null} [settings]
+ */
+function show(conversation, list, settings) {
   current = conversation;
+  chatSettings.show(conversation?.id ?? null, settings);
   const views = list.map((m) => live.get(m.id)?.view ?? new MessageView(m));
   messages.show(views);
   for (const view of views) {
@@ -58,8 +72,9 @@ function show(conversation, list) {
     }
   }
   sidebar.setActive(conversation?.id ?? null);
-  if (!conversation) picker.reset();
-  else picker.choose(conversation.model);
+  if (!conversation) {
+    if (!(prefs?.default_model && picker.choose(prefs.default_model))) picker.reset();
+  } else picker.choose(conversation.model);
   document.title = conversation ? `${conversation.title || "Untitled"} · Parley` : "Parley";
   refreshComposer();
 }
@@ -71,7 +86,7 @@ async function open(id, push) {
   try {
     const page = await getJson(`/api/conversations/${encodeURIComponent(id)}/`);
     if (ticket !== opening) return;
-    show(page.conversation, page.messages);
+    show(page.conversation, page.messages, page.settings);
     if (push) history.pushState(null, "", conversationUrl(id));
   } catch {
     // Signed out, gone, or offline: let the server's own page say which.
@@ -120,7 +135,8 @@ async function send(content) {
   refreshComposer();
   if (inBrowser.owns(picker.value)) return sendInBrowser(mine, startedIn);
   try {
-    const request = { conversation: current?.id ?? null, model: picker.value, content };
+    const request = { conversation: current?.id ?? null, model: picker.value, content,
+      options: chatSettings.options() };
     const { conversation, message } = await postMessage(socket, request, (assistant) => {
       const view = new MessageView(assistant);
       if (current?.id === conversation.id) messages.add(view);
@@ -131,6 +147,7 @@ async function send(content) {
     sidebar.upsert(conversation);
     if (startedIn === null && current === null) {
       current = conversation;
+      chatSettings.adopt(conversation.id);
       sidebar.setActive(conversation.id);
       document.title = `${conversation.title || "Untitled"} · Parley`;
       history.pushState(null, "", conversationUrl(conversation.id));
@@ -198,6 +215,21 @@ function closeSidebar() {
   byId("sidebar-toggle").setAttribute("aria-expanded", "false");
 }
 
+/** On a narrow screen the sidebar slides over the chat; on a wide one it collapses to give room. */
+function toggleSidebar() {
+  const narrow = matchMedia("(max-width: 720px)").matches;
+  const name = narrow ? "sidebar-open" : "sidebar-collapsed";
+  const on = document.body.classList.toggle(name);
+  byId("sidebar-toggle").setAttribute("aria-expanded", String(narrow ? on : !on));
+  return narrow ? on : !on;
+}
+
+/** The model picked for a conversation is its model from now on (in-browser ones stay local). */
+function modelChanged() {
+  if (!current || inBrowser.owns(picker.value)) return;
+  postJson(`/api/conversations/${current.id}/edit/`, { model: picker.value }).catch(() => {});
+}
+
 function wire() {
   byId("composer").addEventListener("submit", (e) => { e.preventDefault(); submit(); });
   prompt.addEventListener("keydown", (e) => {
@@ -218,10 +250,26 @@ function wire() {
   byId("messages").addEventListener("click", (e) => {
     if (e.target instanceof Element && e.target.closest("button.continue")) send("Continue");
   });
-  const toggle = byId("sidebar-toggle");
-  toggle.addEventListener("click", () => {
-    const isOpen = document.body.classList.toggle("sidebar-open");
-    toggle.setAttribute("aria-expanded", String(isOpen));
+  byId("sidebar-toggle").addEventListener("click", toggleSidebar);
+  picker.select.addEventListener("change", modelChanged);
+  byId("chat-settings-open").addEventListener("click", () => chatSettings.open());
+  socket.on("title", (frame) => {
+    sidebar.retitle(frame.conversation, frame.title);
+    if (current?.id === frame.conversation) {
+      current.title = frame.title;
+      document.title = `${frame.title || "Untitled"} · Parley`;
+    }
+  });
+  wireShortcuts({
+    help: /** @type {HTMLDialogElement} */ (byId("help")),
+    helpButton: byId("help-open"),
+    newChat: () => newChat(true),
+    search: () => {
+      if (matchMedia("(max-width: 720px)").matches && !document.body.classList.contains("sidebar-open")) toggleSidebar();
+      if (document.body.classList.contains("sidebar-collapsed")) toggleSidebar();
+      sidebar.focusSearch();
+    },
+    toggleSidebar,
   });
   addEventListener("popstate", () => {
     const id = /^\/chat\/([0-9a-f-]{36})\/$/.exec(location.pathname)?.[1];
@@ -231,8 +279,7 @@ function wire() {
 }
 
 wire();
-sidebar.append(data.conversations);
-show(data.conversation, data.messages);
+show(data.conversation, data.messages, data.settings);
 if (noModels) {
   prompt.disabled = true;
   picker.select.disabled = true;

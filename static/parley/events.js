@@ -18,6 +18,7 @@
  * A message as protocol.md describes it (ack, start, GET /api/conversations/<id>/).
  * @typedef {object} Message
  * @property {string} id
+ * @property {string | null} [parent]  the message this one follows (null: a first message)
  * @property {"user" | "assistant"} role
  * @property {string} content
  * @property {string} [reasoning]
@@ -32,7 +33,7 @@
  */
 
 /**
- * @typedef {{id: string, title: string, model?: string, updated?: string}} Conversation
+ * @typedef {{id: string, title: string, model?: string, updated?: string, pinned?: boolean}} Conversation
  * @typedef {{id: string, name: string, provider: string, default?: boolean}} Model
  */
 
@@ -49,6 +50,7 @@
  * @property {EndReason | null} reason
  * @property {Usage | null} usage
  * @property {AnswerError | null} error
+ * @property {number | null} [ttft_ms]  time to first token, as the server measured it
  */
 
 /** @typedef {DeltaEvent | EndEvent} AnswerEvent */
@@ -61,7 +63,11 @@
  * @property {string} ws_path
  * @property {Model[]} models
  * @property {Conversation[]} conversations
+ * @property {Conversation[]} [pinned]  on the first page only
  * @property {string | null} next
+ * @property {{system_prompt: string, temperature: number | null, max_tokens: number | null} | null} settings
+ * @property {{display_name: string, theme: string, default_model: string | null, system_prompt: string,
+ *   temperature: number | null, max_tokens: number | null}} preferences
  * @property {Conversation | null} conversation
  * @property {Message[]} messages
  */
