@@ -212,8 +212,13 @@ class Generation:
     # --- the task ---------------------------------------------------------------------
     async def save(self) -> Posted:
         """Write the user's message while the provider is already working on the answer."""
-        posted = await database_sync_to_async(do_save_send)(self.prepared)
+        try:
+            posted = await database_sync_to_async(do_save_send)(self.prepared)
+        except Exception:
+            self._abandon()
+            raise
         if posted.duplicate:
+            self._abandon()
             return posted
         self.saved = posted
         self.hub.publish(self.user_id, ack_frame(posted, self.prepared.client_id))
@@ -221,16 +226,21 @@ class Generation:
         self._flush()
         return posted
 
+    def _abandon(self) -> None:
+        """A resend or a failed save: nobody will see this answer, so stop asking for it."""
+        if self.task is not None:
+            self.task.cancel()
+
     async def run(self) -> None:
         prepared = self.prepared
         done: Done | None = None
         error: ProviderError | None = None
         cancelled = False
         self.save_task = asyncio.create_task(self.save())
-        # Let the save reach the database thread before httpx's synchronous request set-up
-        # holds the loop: the two then overlap instead of queueing.
-        await asyncio.sleep(0)
         try:
+            # Let the save reach the database thread before httpx's synchronous request set-up
+            # holds the loop: the two then overlap instead of queueing.
+            await asyncio.sleep(0)
             events = provider_registry.stream(prepared.family, prepared.target, prepared.request)
             async with contextlib.aclosing(events):
                 async for event in events:
@@ -245,8 +255,6 @@ class Generation:
                         )
                     elif isinstance(event, Done):
                         done = event
-                    if self.save_task.done() and self.saved is None:
-                        break  # a resend or a failed save: nobody will see this answer
         except asyncio.CancelledError:
             cancelled = True
         except ProviderError as exc:
