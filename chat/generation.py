@@ -110,10 +110,12 @@ class Generation:
         self._chars_since_checkpoint = 0
         self._checkpoint_task: asyncio.Task[None] | None = None
         self.first_token_at: float | None = None
+        self.chunks = 0  # streamed pieces, the usage estimate when a provider reports none
         self.usage = Usage()
         self.cancel_reason = Reason.STOPPED
         self.end_frame: dict[str, Any] | None = None
         self.task: asyncio.Task[None] | None = None
+        self.time_limit: asyncio.TimerHandle | None = None
 
     # --- frames -----------------------------------------------------------------------
     @property
@@ -156,6 +158,7 @@ class Generation:
         return frame
 
     def _add(self, text: str = "", reasoning: str = "") -> None:
+        self.chunks += 1
         if self.first_token_at is None:
             self.first_token_at = time.monotonic()
         if text:
@@ -302,6 +305,8 @@ class Generation:
             output_tokens=self.usage.output_tokens,
             ttft_ms=ttft,
         )
+        if outcome.output_tokens is None and self.chunks:
+            outcome.output_tokens, outcome.usage_estimated = self.chunks, True
         if cancelled:
             outcome.status, outcome.reason = Status.INCOMPLETE, self.cancel_reason
         elif error is None and done is None:
@@ -357,7 +362,11 @@ class Generation:
             "seq": self.seq,
             "status": outcome.status,
             "reason": outcome.reason,
-            "usage": {"input_tokens": outcome.input_tokens, "output_tokens": outcome.output_tokens},
+            "usage": {
+                "input_tokens": outcome.input_tokens,
+                "output_tokens": outcome.output_tokens,
+                "estimated": outcome.usage_estimated,
+            },
             "ttft_ms": outcome.ttft_ms,
             "error": (
                 {"kind": outcome.error_kind, "message": outcome.error_message, "ref": outcome.error_ref}
@@ -424,12 +433,18 @@ class Registry:
         self._by_conversation[generation.conversation_id] = generation
         self._by_message[generation.message_id] = generation
         generation.task = asyncio.create_task(self._run(generation), name=f"generation-{generation.message_id}")
+        # An admin cap on one answer's length in time: a runaway stream cannot hold a slot forever.
+        generation.time_limit = asyncio.get_running_loop().call_later(
+            settings.PARLEY_MAX_GENERATION_SECONDS, self.stop, user_id, generation.conversation_id, Reason.TIME_LIMIT
+        )
         return generation
 
     async def _run(self, generation: Generation) -> None:
         try:
             await generation.run()
         finally:
+            if generation.time_limit is not None:
+                generation.time_limit.cancel()
             self._by_conversation.pop(generation.conversation_id, None)
             self._by_message.pop(generation.message_id, None)
 

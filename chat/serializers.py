@@ -30,7 +30,7 @@ def conversation_settings_json(c: Conversation) -> dict[str, Any]:
 def message_json(m: Message) -> dict[str, Any]:
     usage = None
     if m.input_tokens is not None or m.output_tokens is not None:
-        usage = {"input_tokens": m.input_tokens, "output_tokens": m.output_tokens}
+        usage = {"input_tokens": m.input_tokens, "output_tokens": m.output_tokens, "estimated": m.usage_estimated}
     error = None
     if m.error_kind:
         error = {"kind": m.error_kind, "message": m.error_message, "ref": m.error_ref}

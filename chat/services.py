@@ -13,12 +13,13 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from chat.access import NotFound, access_conversation, access_message, access_model
-from chat.models import ChatModel, Conversation, Message, Reason, Role, Status
+from chat.models import ChatModel, Conversation, Message, Reason, Role, Status, UserPreferences
 from providers.base import ChatMessage, ChatRequest, Target
 
 log = logging.getLogger(__name__)
@@ -133,10 +134,18 @@ def _turns(conversation: Conversation, branch: list[_Row]) -> list[ChatMessage]:
     return turns
 
 
-def _request(model: ChatModel, turns: list[ChatMessage], options: Options) -> ChatRequest:
+def _request(model: ChatModel, turns: list[ChatMessage], options: Options, conversation: Conversation) -> ChatRequest:
+    """Sampling settings come from the frame, else the conversation's own, else the admin's."""
+
+    def pick(given: T | None, stored: T | None, default: T | None) -> T | None:
+        return given if given is not None else stored if stored is not None else default
+
     return ChatRequest(
-        model=model.model_id, messages=tuple(turns), temperature=options.temperature,
-        max_tokens=options.max_tokens, top_p=options.top_p,
+        model=model.model_id,
+        messages=tuple(turns),
+        temperature=pick(options.temperature, conversation.temperature, settings.PARLEY_DEFAULT_TEMPERATURE),
+        max_tokens=pick(options.max_tokens, conversation.max_tokens, settings.PARLEY_DEFAULT_MAX_TOKENS),
+        top_p=options.top_p,
     )
 
 
@@ -184,9 +193,13 @@ def prepare_send(
         found = _find_duplicate(user, None, client_id)
         if found is not None:
             return found
+        system = options.system
+        if system is None:
+            prefs = UserPreferences.objects.filter(user=user).only("default_system_prompt").first()
+            system = prefs.default_system_prompt if prefs else ""
         conversation = Conversation(
             owner=user, client_id=client_id, title=" ".join(content.split())[:TITLE_CHARS],
-            system_prompt=options.system or "",
+            system_prompt=system, temperature=options.temperature, max_tokens=options.max_tokens,
         )
         parent_id, branch, is_new = None, [], True
     conversation.model = model
@@ -197,7 +210,8 @@ def prepare_send(
     )
     return Prepared(
         user, conversation, is_new, user_message, _new_answer(conversation, user_message, model, None),
-        model.provider.family, model.provider.target(), _request(model, turns, options), client_id=client_id,
+        model.provider.family, model.provider.target(), _request(model, turns, options, conversation),
+        client_id=client_id,
     )
 
 
@@ -219,7 +233,7 @@ def prepare_regenerate(
     conversation.model = model
     return Prepared(
         user, conversation, False, user_message, _new_answer(conversation, user_message, model, client_id),
-        model.provider.family, model.provider.target(), _request(model, turns, options),
+        model.provider.family, model.provider.target(), _request(model, turns, options, conversation),
         new_user_message=False, client_id=client_id,
     )
 
@@ -237,7 +251,7 @@ def prepare_continue(user: AbstractBaseUser, *, client_id: uuid.UUID, message_id
     turns = _turns(conversation, branch) + [ChatMessage("user", CONTINUE_PROMPT)]
     return Prepared(
         user, conversation, False, Message.objects.get(id=answer.parent_id), answer,
-        model.provider.family, model.provider.target(), _request(model, turns, Options()),
+        model.provider.family, model.provider.target(), _request(model, turns, Options(), conversation),
         new_user_message=False, prefix=answer.content, client_id=client_id,
     )
 
@@ -294,6 +308,7 @@ class Outcome:
     seq: int
     input_tokens: int | None = None
     output_tokens: int | None = None
+    usage_estimated: bool = False
     ttft_ms: int | None = None
     error_kind: str = ""
     error_message: str = ""

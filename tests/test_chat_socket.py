@@ -64,7 +64,7 @@ async def test_an_answer_streams_in_order_and_is_saved_complete(alice: Any, fake
     seqs = [f["seq"] for f in frames if f["type"] == "delta"]
     assert seqs == list(range(1, len(seqs) + 1))
     assert end["status"] == "complete" and end["reason"] == "stop"
-    assert end["usage"] == {"input_tokens": 21, "output_tokens": 7}
+    assert end["usage"] == {"input_tokens": 21, "output_tokens": 7, "estimated": False}
 
     user_msg, answer = await saved_messages(ack["conversation"]["id"])
     assert (user_msg.role, user_msg.content) == ("user", "What is the capital of France?")

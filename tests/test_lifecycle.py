@@ -118,3 +118,46 @@ async def test_if_the_message_cannot_be_saved_the_sender_is_told_and_the_upstrea
     for request in fake.requests:
         assert await asyncio.to_thread(request.client_disconnected.wait, 2)
     assert not await Message.objects.filter(content="hello?").aexists()
+
+
+@override_settings(PARLEY_MAX_GENERATION_SECONDS=0.5)
+async def test_an_answer_past_the_time_limit_is_stopped_and_saved(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+    fake.enqueue(Script(tokens=["slow "] * 100, tokens_per_second=10))
+    sock = await connect(alice)
+    await sock.send(send_frame(fake_model))
+    end = (await sock.recv_until("end"))[-1]
+    assert (end["status"], end["reason"]) == ("incomplete", "time_limit")
+    assert await asyncio.to_thread(fake.requests[-1].client_disconnected.wait, 2)
+    saved = await Message.objects.aget(id=end["message"])
+    assert saved.reason == "time_limit" and saved.content.startswith("slow ")
+
+
+async def test_without_reported_usage_the_streamed_chunks_are_counted_and_marked_estimated(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+    fake.enqueue(Script(tokens=["a", "b", "c", "d"], usage=None))
+    sock = await connect(alice)
+    await sock.send(send_frame(fake_model))
+    end = (await sock.recv_until("end"))[-1]
+    assert end["usage"] == {"input_tokens": None, "output_tokens": 4, "estimated": True}
+    saved = await Message.objects.aget(id=end["message"])
+    assert (saved.output_tokens, saved.usage_estimated) == (4, True)
+
+
+@override_settings(PARLEY_DEFAULT_TEMPERATURE=0.9, PARLEY_DEFAULT_MAX_TOKENS=300)
+async def test_sends_use_the_conversations_settings_then_the_admin_defaults(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+    from chat.models import Conversation
+
+    fake.set_default(Script(tokens=["ok"]))
+    sock = await connect(alice)
+    first = send_frame(fake_model, options={"temperature": 0.2, "system": "Be brief."})
+    await sock.send(first)
+    conversation = (await sock.recv_until("end"))[0]["conversation"]["id"]
+    body = fake.requests[-1].body
+    assert body["temperature"] == 0.2 and body["max_tokens"] == 300
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    await sock.send(send_frame(fake_model, "again", conversation=conversation))  # no options
+    await sock.recv_until("end")
+    assert fake.requests[-1].body["temperature"] == 0.2  # stored on the conversation
+    await Conversation.objects.filter(id=conversation).aupdate(temperature=None)
+    await sock.send(send_frame(fake_model, "and again", conversation=conversation))
+    await sock.recv_until("end")
+    assert fake.requests[-1].body["temperature"] == 0.9  # the admin default

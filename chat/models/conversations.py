@@ -30,6 +30,7 @@ class Reason(models.TextChoices):
     STOPPED = "stopped"
     ERROR = "error"
     SERVER_RESTART = "server_restart"
+    TIME_LIMIT = "time_limit"  # ran past PARLEY_MAX_GENERATION_SECONDS
 
 
 class TitleSource(models.TextChoices):
@@ -85,6 +86,9 @@ class Message(models.Model):
     client_id = models.UUIDField(null=True, blank=True)
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # The provider reported no usage, so output_tokens counts the streamed chunks instead
+    # (exact for llama.cpp-style servers, approximate elsewhere). Never bill from it.
+    usage_estimated = models.BooleanField(default=False)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     error_kind = models.CharField(max_length=20, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
