@@ -33,7 +33,12 @@ def main() -> None:
     )
     show("Database work per answer", queries.run())
     # Optional sections contributed by other parts of the app (e.g. in-browser models).
-    for name, title in (("bench.local_models", "In-browser models"), ("bench.browser_render", "Browser rendering")):
+    sections = (
+        ("bench.load", "Load on one Daphne process"),
+        ("bench.browser_render", "Browser rendering"),
+        ("bench.local_models", "In-browser models"),
+    )
+    for name, title in sections:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError:
