@@ -6,7 +6,8 @@
  */
 import { Announcer, MessageList, MessageView } from "./render.js";
 import { ChatSocket } from "./socket.js";
-import { postMessage, serverAnswer } from "./server.js";
+import { postCommand, postMessage, serverAnswer } from "./server.js";
+import { Thread } from "./branches.js";
 import { ModelPicker } from "./models.js";
 import { Sidebar, conversationUrl } from "./sidebar.js";
 import { getJson, postJson } from "./http.js";
@@ -54,6 +55,8 @@ let current = null;
 let sending = false;
 /** Answers being followed, by assistant message id. @type {Map<string, {view: MessageView, conversation: string, stop: AbortController}>} */
 const live = new Map();
+/** The conversation's messages as a tree; the branch on screen is `thread.path()`. */
+let thread = new Thread([], (m) => new MessageView(m));
 /** Guards against a slow fetch overwriting a conversation opened after it. */
 let opening = 0;
 
@@ -64,9 +67,9 @@ let opening = 0;
 function show(conversation, list, settings) {
   current = conversation;
   chatSettings.show(conversation?.id ?? null, settings);
-  const views = list.map((m) => live.get(m.id)?.view ?? new MessageView(m));
-  messages.show(views);
-  for (const view of views) {
+  thread = new Thread(list, (m) => live.get(m.id)?.view ?? new MessageView(m));
+  messages.show(thread.path());
+  for (const view of thread.views.values()) {
     if (view.data.status === "streaming" && !live.has(view.data.id) && conversation) {
       follow(conversation.id, view, view.data.seq ?? 0, true);
     }
@@ -125,21 +128,26 @@ function answerOnScreen() {
   return [...live.values()].find((a) => a.conversation === (current?.id ?? ""));
 }
 
-/** @param {string} content */
-async function send(content) {
+/**
+ * @param {string} content
+ * @param {string | null} [parent]  for Edit: the edited message's parent (absent: after the newest)
+ */
+async function send(content, parent) {
   if (!content.trim() || sending || answerOnScreen() || !picker.value) return;
   sending = true;
   const startedIn = current;
+  // An edit branches: the page shows the branch up to the edited message's parent, then the edit.
+  if (parent !== undefined) messages.show(thread.path(parent), { keepScroll: true });
   const mine = new MessageView({ id: "", role: "user", content, status: "sending" });
   messages.add(mine);
   refreshComposer();
   if (inBrowser.owns(picker.value)) return sendInBrowser(mine, startedIn);
   try {
     const request = { conversation: current?.id ?? null, model: picker.value, content,
-      options: chatSettings.options() };
+      options: chatSettings.options(), ...(parent !== undefined && { parent }) };
     const { conversation, message } = await postMessage(socket, request, (assistant) => {
       const view = new MessageView(assistant);
-      if (current?.id === conversation.id) messages.add(view);
+      if (current?.id === conversation.id) { thread.add(view); messages.add(view); }
       follow(conversation.id, view, assistant.seq ?? 0, false);
     }, () => current?.id === conversation.id && open(conversation.id, false));
     mine.update(message);
@@ -152,6 +160,10 @@ async function send(content) {
       document.title = `${conversation.title || "Untitled"} · Parley`;
       history.pushState(null, "", conversationUrl(conversation.id));
     }
+    if (current?.id === conversation.id) {
+      thread.add(mine);
+      thread.path(); // the edited message's pager now counts the edit
+    }
   } catch (error) {
     const text = error instanceof Error ? error.message : String(error);
     mine.update({ status: "error", error: { kind: "refused", message: text } });
@@ -161,6 +173,55 @@ async function send(content) {
     sending = false;
     refreshComposer();
   }
+}
+
+/**
+ * Regenerate (also Retry) or Continue an answer on screen. A regenerated answer is a new
+ * sibling and is shown in place of the old one; a continued answer grows in its own bubble.
+ * @param {"regenerate" | "continue"} type @param {MessageView} view
+ */
+async function answerAgain(type, view) {
+  if (sending || answerOnScreen() || !current) return;
+  sending = true;
+  refreshComposer();
+  const conversation = current.id;
+  const model = inBrowser.owns(picker.value) ? undefined : picker.value || undefined;
+  const command = { type, message: view.data.id, ...(type === "regenerate" && model && { model }) };
+  try {
+    await postCommand(socket, command, (assistant) => {
+      if (type === "continue") {
+        view.update(assistant);
+        messages.changed(view);
+        follow(conversation, view, assistant.seq ?? 0, false);
+        return;
+      }
+      const fresh = new MessageView(assistant);
+      if (current?.id === conversation) {
+        thread.add(fresh);
+        messages.show(thread.path(), { keepScroll: true });
+      }
+      follow(conversation, fresh, assistant.seq ?? 0, false);
+    }, () => current?.id === conversation && open(conversation, false));
+  } catch (error) {
+    const text = error instanceof Error ? error.message : String(error);
+    view.meta.append(` · ${text}`);
+    messages.announcer.say(() => text, true);
+  } finally {
+    sending = false;
+    refreshComposer();
+  }
+}
+
+/** The previous or next version of a message, and the newest branch below it. @param {MessageView} view @param {number} step */
+function page(view, step) {
+  const at = thread.path().indexOf(view);
+  if (!thread.page(view, step)) return;
+  const path = thread.path();
+  messages.show(path, { keepScroll: true });
+  // The pager was redrawn: keep the keyboard on it.
+  const pager = path[at]?.actions;
+  const button = /** @type {HTMLButtonElement | null} */ (pager?.querySelector(step < 0 ? "button.prev" : "button.next"));
+  (button && !button.disabled ? button : pager?.querySelector("button:not(:disabled)"))?.focus();
 }
 
 /**
@@ -210,18 +271,24 @@ function stop() {
   answerOnScreen()?.stop.abort();
 }
 
+const narrow = matchMedia("(max-width: 720px)");
+
+/** The toggle says whether the sidebar shows: collapsed on a desktop, slid over on a phone. */
+function syncToggle() {
+  const body = document.body.classList;
+  const shown = narrow.matches ? body.contains("sidebar-open") : !body.contains("sidebar-collapsed");
+  byId("sidebar-toggle").setAttribute("aria-expanded", String(shown));
+}
+
 function closeSidebar() {
   document.body.classList.remove("sidebar-open");
-  byId("sidebar-toggle").setAttribute("aria-expanded", "false");
+  syncToggle();
 }
 
 /** On a narrow screen the sidebar slides over the chat; on a wide one it collapses to give room. */
 function toggleSidebar() {
-  const narrow = matchMedia("(max-width: 720px)").matches;
-  const name = narrow ? "sidebar-open" : "sidebar-collapsed";
-  const on = document.body.classList.toggle(name);
-  byId("sidebar-toggle").setAttribute("aria-expanded", String(narrow ? on : !on));
-  return narrow ? on : !on;
+  document.body.classList.toggle(narrow.matches ? "sidebar-open" : "sidebar-collapsed");
+  syncToggle();
 }
 
 /** The model picked for a conversation is its model from now on (in-browser ones stay local). */
@@ -247,10 +314,15 @@ function wire() {
     e.preventDefault();
     newChat(true);
   });
-  byId("messages").addEventListener("click", (e) => {
-    if (e.target instanceof Element && e.target.closest("button.continue")) send("Continue");
-  });
+  messages.handlers = {
+    page,
+    edit: (view, text) => send(text, view.data.parent ?? null),
+    regenerate: (view) => answerAgain("regenerate", view),
+    continue: (view) => answerAgain("continue", view),
+  };
   byId("sidebar-toggle").addEventListener("click", toggleSidebar);
+  narrow.addEventListener("change", syncToggle);
+  syncToggle();
   picker.select.addEventListener("change", modelChanged);
   byId("chat-settings-open").addEventListener("click", () => chatSettings.open());
   socket.on("title", (frame) => {
@@ -265,8 +337,7 @@ function wire() {
     helpButton: byId("help-open"),
     newChat: () => newChat(true),
     search: () => {
-      if (matchMedia("(max-width: 720px)").matches && !document.body.classList.contains("sidebar-open")) toggleSidebar();
-      if (document.body.classList.contains("sidebar-collapsed")) toggleSidebar();
+      if (byId("sidebar-toggle").getAttribute("aria-expanded") === "false") toggleSidebar();
       sidebar.focusSearch();
     },
     toggleSidebar,

@@ -28,12 +28,25 @@ export class RefusedError extends Error {
 /**
  * Post a user message. Resolves once with the ack, and calls `onStart` when (if) the answer begins.
  * @param {ChatSocket} socket
- * @param {{conversation: string | null, model: string, content: string}} request
+ * @param {{conversation: string | null, model: string, content: string, parent?: string | null}} request
  * @param {(assistant: Message) => void} onStart
  * @param {() => void} onNoStart  the server acked but never started an answer
  * @returns {Promise<{conversation: Conversation, message: Message}>}
  */
 export function postMessage(socket, request, onStart, onNoStart) {
+  return postCommand(socket, { type: "send", ...request }, onStart, onNoStart);
+}
+
+/**
+ * Send a command that starts an answer (`send`, `regenerate`, `continue`): all three are acked
+ * with the conversation and the question, then the answer's `start` follows.
+ * @param {ChatSocket} socket
+ * @param {Record<string, unknown>} command  without client_id
+ * @param {(assistant: Message) => void} onStart
+ * @param {() => void} onNoStart
+ * @returns {Promise<{conversation: Conversation, message: Message}>}
+ */
+export function postCommand(socket, command, onStart, onNoStart) {
   const clientId = crypto.randomUUID();
   return new Promise((resolve, reject) => {
     // The server acks before it starts the answer, and `start` names the conversation, not the
@@ -62,7 +75,7 @@ export function postMessage(socket, request, onStart, onNoStart) {
       done();
       reject(new RefusedError(frame));
     });
-    socket.send({ type: "send", client_id: clientId, ...request });
+    socket.send({ ...command, client_id: clientId });
   });
 }
 
@@ -90,7 +103,7 @@ export async function* serverAnswer(socket, answer, signal) {
   const offEnd = socket.on("end", (f) => {
     if (f.message !== answer.message) return;
     push({ type: "end", status: f.status, reason: f.reason ?? null, usage: f.usage ?? null,
-      error: f.error ?? null });
+      error: f.error ?? null, ttft_ms: f.ttft_ms ?? null });
   });
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let grace;
