@@ -636,3 +636,92 @@ async def test_twenty_streams_through_a_database_is_locked_storm_lose_no_write(
     assert hammered == committed > 50, "the other writer lost writes, or never really competed"
     await sock.send({"type": "ping"})
     assert (await sock.recv_until("pong"))[-1]["type"] == "pong"
+
+
+# ---- several tabs, and a hard kill -------------------------------------------------------
+
+
+async def test_a_second_tab_sees_the_same_answer_live_and_can_stop_it(
+    alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any
+) -> None:
+    fake.enqueue(Script(tokens=[f"t{i} " for i in range(200)], tokens_per_second=40))
+    first, second = await connect(alice), await connect(alice)
+    await first.send(send_frame(fake_model, "Please answer"))
+    mine = await first.recv_until("delta")
+    theirs = await second.recv_until("delta")
+    assert [f["type"] for f in theirs[:2]] == ["ack", "start"]
+    conversation = mine[0]["conversation"]["id"]
+    await second.send({"type": "stop", "conversation": conversation})  # Stop pressed in the other tab
+    stopped_at = time.monotonic()
+    mine += await first.recv_until("end")
+    theirs += await second.recv_until("end")
+    assert time.monotonic() - stopped_at < 1.0
+    assert text_of(mine) == text_of(theirs), "both tabs show the same text"
+    assert mine[-1] == theirs[-1] and (mine[-1]["status"], mine[-1]["reason"]) == ("incomplete", "stopped")
+    assert await upstream_closed(fake.requests[-1])
+    _, answer = await saved_messages(conversation)
+    assert answer.content == text_of(mine)
+
+
+def test_after_a_hard_kill_the_restarted_server_marks_the_answer_incomplete(
+    fake_server: FakeProvider,
+) -> None:
+    """SIGKILL mid-answer: start-up finds it `streaming` and saves it as incomplete/server_restart."""
+    from bench.relay import make_sessions, model_id
+    from tests.live import LiveServer
+
+    fake_server.reset()
+    fake_server.enqueue(Script(tokens=[f"k{i} " for i in range(400)], tokens_per_second=40))
+    live = LiveServer(extra_env={"PARLEY_CHECKPOINT_SECONDS": "0.3"}).start()
+    try:
+        live.manage(
+            "provider",
+            "add",
+            "fake",
+            "--kind",
+            "openai",
+            "--base-url",
+            fake_server.url + "/v1",
+            "--model",
+            "fake-model",
+        )
+        cookie, model = make_sessions(live, 1)[0], model_id(live)
+
+        async def stream_a_second() -> str:
+            from bench.relay import Tab
+
+            tab = await Tab.open(live, cookie)
+            await tab.ws.send(
+                json.dumps(
+                    {
+                        "type": "send",
+                        "client_id": str(uuid.uuid4()),
+                        "conversation": None,
+                        "model": model,
+                        "content": "Please answer",
+                    }
+                )
+            )
+            answer = ""
+            async with asyncio.timeout(10):
+                while True:
+                    frame = json.loads(await tab.ws.recv())
+                    if frame["type"] == "start":
+                        answer = frame["message"]["id"]
+                    if frame["type"] == "delta" and frame["seq"] >= 20:
+                        return answer
+
+        answer_id = asyncio.run(stream_a_second())
+        assert live.process is not None
+        live.process.kill()
+        live.process.wait(5)
+        live.start()  # the same database: start-up recovery runs first
+        db = sqlite3.connect(live.env["SQLITE_PATH"])
+        status, reason, content = db.execute(
+            "select status, reason, content from chat_message where id = ?", (answer_id.replace("-", ""),)
+        ).fetchone()
+        db.close()
+    finally:
+        live.stop()
+    assert (status, reason) == ("incomplete", "server_restart")
+    assert content.startswith("k0 k1 "), "the last checkpoint's text is kept for Continue"
