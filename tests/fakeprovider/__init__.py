@@ -13,7 +13,8 @@ verbatim), and faults counted in deltas sent: ``stall_after`` (silence until the
 hangs up, with ``keepalive_interval`` comments/pings if set), ``drop_after`` (TCP RST),
 ``malformed_after`` (one non-JSON data line), ``error_event_after`` (the family's
 in-stream error, ``error_body`` if given), plus ``no_terminator``, ``html_body`` and
-``echo`` (answer with the last user message's words).
+``echo`` (answer with the last user message's words) and ``stamp`` (each delta's text
+is replaced by ``time.time_ns()`` at the moment it is written, for latency benchmarks).
 
 The family is chosen by path: /v1/chat/completions, /v1/messages,
 /v1beta/models/{model}:streamGenerateContent, /api/chat; model lists at GET /v1/models,

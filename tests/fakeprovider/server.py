@@ -16,6 +16,7 @@ import math
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -62,6 +63,7 @@ class Script:
     no_terminator: bool = False
     html_body: bool = False
     echo: bool = False
+    stamp: bool = False
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Script:
@@ -188,7 +190,13 @@ class _Stream:
                 end = min(limit, max(k + 1, due))
             else:
                 end = min(limit, k + _BATCH)
-            await self.out.send(head + b"".join(pieces[k:end]))
+            if script.stamp:
+                # Each delta's text becomes the wall-clock time it is written, so a client
+                # on the same machine can measure the relay's added latency per token.
+                chunk = b"".join(render.pieces([(False, f"{time.time_ns()} ")] * (end - k)))
+            else:
+                chunk = b"".join(pieces[k:end])
+            await self.out.send(head + chunk)
             head = b""
             k = end
         return await self._finish(writer, stop_at, head)

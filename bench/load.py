@@ -1,0 +1,275 @@
+"""Load on one Daphne process: idle sockets, 100 streams at 50 tokens/s, Stop, coalescing off.
+
+Everything runs on loopback: the fake provider in its own process, Parley as a real Daphne
+process (through bench.traced_serve, which counts SQLite statements), and the clients here.
+The fake writes each token as the wall-clock time it sent it (`stamp`), so the delay a
+client sees per token is the relay's added latency: network hops on loopback, coalescing
+(by design up to PARLEY_COALESCE_MS), and any event-loop lag. Parley exposes no loop-lag
+gauge, so lag shows up here as the per-frame delay beyond the coalescing window.
+
+Every wait is bounded in time and every loop in count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+from bench.relay import Fake, Tab, cpu_seconds, make_sessions, model_id, rss_mb
+from tests.live import ROOT, LiveServer, wait_for_port
+
+IDLE = 1000
+STREAMS = 100
+TPS = 50.0
+TOKENS = 150  # 3 s per answer at 50 tokens/s
+STOP_AFTER = 1.0
+
+
+class TracedServer(LiveServer):
+    """A LiveServer whose process counts its SQLite statements (see bench.traced_serve)."""
+
+    def start(self) -> TracedServer:
+        self.counts_path = os.path.join(self.dir, "counts.json")
+        self.env["PARLEY_BENCH_COUNTS"] = self.counts_path
+        self.manage("migrate", "--noinput")
+        log = open(self.log_path, "wb")  # noqa: SIM115 - the server process owns it until it exits
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.traced_serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def counts(self) -> dict[str, int]:
+        time.sleep(0.3)  # the launcher writes its counts every 0.25 s
+        with open(self.counts_path) as f:
+            return dict(json.load(f))
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def open_tabs(live: LiveServer, cookies: list[str], batch: int = 50) -> list[Tab]:
+    tabs: list[Tab] = []
+    for i in range(0, len(cookies), batch):
+        tabs += await asyncio.gather(*(Tab.open(live, c) for c in cookies[i : i + batch]))
+    return tabs
+
+
+async def stream_one(tab: Tab, model: str, stop_after: float | None = None) -> dict[str, Any]:
+    """Send and read to `end`: per token the delay since the fake wrote it; optionally Stop.
+
+    Tokens of the first delta are kept apart: they wait for the user's message to be
+    saved (an `ack` means saved), so they measure the send path, not the relay.
+    Stop is pressed `stop_after` seconds after the first delta, mid-stream.
+    """
+    client_id = str(uuid.uuid4())
+    sent = time.monotonic()
+    await tab.ws.send(json.dumps({"type": "send", "client_id": client_id, "conversation": None,
+                                  "model": model, "content": "load"}))
+    out: dict[str, Any] = {"stamps": [], "token_ms": [], "first_frame_ms": [], "frame_ms": [], "frames": 0}
+    conversation = None
+    first_delta = stop_sent = 0.0
+    async with asyncio.timeout(60):
+        while True:
+            wait = None
+            if stop_after is not None and first_delta and not stop_sent:
+                wait = max(0.0, first_delta + stop_after - time.monotonic())
+            try:
+                raw = await asyncio.wait_for(tab.ws.recv(), wait)
+            except TimeoutError:
+                stop_sent = time.monotonic()
+                await tab.ws.send(json.dumps({"type": "stop", "conversation": conversation}))
+                continue
+            now_ns = time.time_ns()
+            frame = json.loads(raw)
+            kind = frame["type"]
+            if kind == "ack" and frame.get("client_id") == client_id:
+                conversation = frame["conversation"]["id"]
+                out["ack_ms"] = (time.monotonic() - sent) * 1000
+            elif kind == "error" and frame.get("client_id") == client_id:
+                out["end"] = frame
+                return out
+            elif frame.get("conversation") != conversation:
+                continue
+            elif kind == "delta":
+                got = [int(s) for s in frame["text"].split()]
+                out["stamps"] += got
+                delays = [(now_ns - s) / 1e6 for s in got]
+                if not first_delta:
+                    first_delta = time.monotonic()
+                    out["first_frame_ms"] += delays
+                else:
+                    out["token_ms"] += delays
+                    if got:
+                        out["frame_ms"].append(delays[-1])
+                out["frames"] += 1
+            elif kind == "end":
+                out["end"] = frame
+                if stop_sent:
+                    out["stop_ms"] = (time.monotonic() - stop_sent) * 1000
+                return out
+
+
+async def enqueue(fake: Fake, count: int, tokens: int) -> None:
+    for _ in range(count):
+        await fake.enqueue(tokens=["x"] * tokens, tokens_per_second=TPS, stamp=True, usage=[10, tokens])
+
+
+async def streaming_round(live: TracedServer, fake: Fake, tabs: list[Tab], model: str) -> dict[str, Any]:
+    """Every tab streams one full answer at once; latency, CPU, RSS, frames, database writes."""
+    assert live.process is not None
+    pid = live.process.pid
+    await enqueue(fake, len(tabs), TOKENS)
+    counts_before, cpu_before = live.counts(), cpu_seconds(pid)
+    fake_cpu_before, client_cpu_before = cpu_seconds(fake.proc.pid), time.process_time()
+    started = time.monotonic()
+    answers = await asyncio.gather(*(stream_one(t, model) for t in tabs), return_exceptions=True)
+    wall = time.monotonic() - started
+    cpu = cpu_seconds(pid) - cpu_before
+    rss = rss_mb(pid)
+    fake_cpu = cpu_seconds(fake.proc.pid) - fake_cpu_before
+    client_cpu = time.process_time() - client_cpu_before
+    counts = {k: v - counts_before[k] for k, v in live.counts().items()}
+    ok = [a for a in answers if isinstance(a, dict)]
+    lost = len(answers) - len(ok) + sum(
+        1 for a in ok if a["end"].get("status") != "complete" or len(a["stamps"]) != TOKENS
+    )
+    db = sqlite3.connect(live.env["SQLITE_PATH"])
+    short = db.execute(
+        "select count(*) from chat_message where role='assistant' and length(content) != ?",
+        (sum(len(str(s)) + 1 for s in ok[0]["stamps"]) if ok else 0,),
+    ).fetchone()[0]
+    db.close()
+    tokens_ms = [ms for a in ok for ms in a["token_ms"]]
+    frame_ms = [ms for a in ok for ms in a["frame_ms"]]
+    first_ms = [ms for a in ok for ms in a["first_frame_ms"]]
+    acks = [a["ack_ms"] for a in ok if "ack_ms" in a]
+    return {
+        "streams": len(tabs),
+        "ack_after_send_p50_ms": pct(acks, 50),
+        "ack_after_send_max_ms": max(acks, default=float("nan")),
+        "first_delta_token_delay_p95_ms": pct(first_ms, 95),
+        "lost_or_truncated": lost,
+        "saved_with_wrong_length": short,
+        "added_latency_p50_ms": pct(tokens_ms, 50),
+        "added_latency_p95_ms": pct(tokens_ms, 95),
+        "added_latency_p99_ms": pct(tokens_ms, 99),
+        "frame_delay_after_newest_token_p95_ms": pct(frame_ms, 95),
+        "frame_delay_after_newest_token_p99_ms": pct(frame_ms, 99),
+        "frame_delay_after_newest_token_max_ms": max(frame_ms, default=float("nan")),
+        "frames_per_answer": statistics.mean(a["frames"] for a in ok) if ok else float("nan"),
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "cpu_percent_of_one_core": cpu / wall * 100,
+        "rss_mb": rss,
+        "fake_provider_cpu_s": fake_cpu,
+        "bench_client_cpu_s": client_cpu,
+        "db_writes_per_s": counts["writes"] / wall,
+        "db_transactions_per_s": counts["transactions"] / wall,
+    }
+
+
+async def stop_round(fake: Fake, tabs: list[Tab], model: str) -> dict[str, Any]:
+    """Every tab starts a long answer and presses Stop after STOP_AFTER seconds."""
+    await enqueue(fake, len(tabs), 1000)
+    answers = await asyncio.gather(*(stream_one(t, model, STOP_AFTER) for t in tabs), return_exceptions=True)
+    ok = [a for a in answers if isinstance(a, dict) and "stop_ms" in a]
+    stopped = [a for a in ok if (a["end"].get("status"), a["end"].get("reason")) == ("incomplete", "stopped")]
+    stop_ms = [a["stop_ms"] for a in ok]
+    return {
+        "stops": len(tabs),
+        "stopped_and_saved": len(stopped),
+        "stop_to_end_p50_ms": pct(stop_ms, 50),
+        "stop_to_end_p99_ms": pct(stop_ms, 99),
+        "stop_to_end_max_ms": max(stop_ms, default=float("nan")),
+    }
+
+
+async def idle_sockets(live: LiveServer, cookies: list[str]) -> tuple[list[Tab], dict[str, Any]]:
+    assert live.process is not None
+    pid = live.process.pid
+    before = rss_mb(pid)
+    tabs = await open_tabs(live, cookies)
+    await asyncio.sleep(2)
+    after = rss_mb(pid)
+    # Every idle socket still answers: each is a live, authenticated session.
+    async def ping(tab: Tab) -> bool:
+        await tab.ws.send('{"type":"ping"}')
+        async with asyncio.timeout(10):
+            return bool(json.loads(await tab.ws.recv())["type"] == "pong")
+
+    alive = sum(await asyncio.gather(*(ping(t) for t in tabs)))
+    return tabs, {
+        "idle_sockets": len(tabs),
+        "idle_sockets_answering_ping": alive,
+        "rss_before_mb": before,
+        "rss_with_idle_mb": after,
+        "kb_per_idle_socket": (after - before) * 1024 / len(tabs),
+    }
+
+
+async def one_server(coalesce_ms: int | None, idle: int) -> dict[str, Any]:
+    fake = Fake()
+    env = {"PARLEY_COALESCE_MS": str(coalesce_ms)} if coalesce_ms is not None else {}
+    live = TracedServer(extra_env=env).start()
+    results: dict[str, Any] = {}
+    tabs: list[Tab] = []
+    try:
+        live.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake.url + "/v1",
+                    "--model", "fake-model=Fake", "--default", "fake-model")
+        model = model_id(live)
+        cookies = make_sessions(live, idle + STREAMS)
+        stream_tabs = await open_tabs(live, cookies[:STREAMS])
+        tabs += stream_tabs
+        await enqueue(fake, 3, 5)  # warm: connections, imports, first queries
+        await asyncio.gather(*(stream_one(t, model) for t in stream_tabs[:3]))
+        if idle:
+            idle_tabs, figures = await idle_sockets(live, cookies[STREAMS:])
+            tabs += idle_tabs
+            results.update(figures)
+        results.update(await streaming_round(live, fake, stream_tabs, model))
+        results.update(await stop_round(fake, stream_tabs, model))
+        db = sqlite3.connect(live.env["SQLITE_PATH"])
+        results["streaming_left"] = db.execute("select count(*) from chat_message where status='streaming'").fetchone()[0]
+        db.close()
+    finally:
+        await asyncio.gather(*(t.ws.close() for t in tabs), return_exceptions=True)
+        live.stop()
+        await fake.close()
+    return results
+
+
+async def _run() -> dict[str, Any]:
+    on = await one_server(None, IDLE)
+    off = await one_server(0, 0)
+    results = dict(on)
+    for key in ("frames_per_answer", "cpu_s", "cpu_percent_of_one_core", "added_latency_p95_ms",
+                "lost_or_truncated", "db_writes_per_s"):
+        results[f"coalescing_off_{key}"] = off[key]
+    results["coalescing_frames_saved_percent"] = 100 * (1 - on["frames_per_answer"] / off["frames_per_answer"])
+    results["coalescing_cpu_saved_percent"] = 100 * (1 - on["cpu_s"] / off["cpu_s"])
+    return results
+
+
+def run() -> dict[str, Any]:
+    """The figures for docs/performance.md; `python -m bench` shows them as a table."""
+    return asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
+    for key, value in run().items():
+        print(f"{key}: {value:.2f}" if isinstance(value, float) else f"{key}: {value}")
