@@ -144,7 +144,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     str(client_id),
                 )
         try:
-            prepared = await database_sync_to_async(prepare)()
+            # Read-only, so it may run on any worker thread: a burst of sends is checked in
+            # parallel instead of queueing behind every write on Channels' one ORM thread.
+            prepared = await database_sync_to_async(prepare, thread_sensitive=False)()
         except ModelUnavailable:
             raise frames.FrameError("model_unavailable", "That model is not available to you.", str(client_id)) from None
         except NotFound as exc:

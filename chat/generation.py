@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import secrets
@@ -36,6 +37,27 @@ log = logging.getLogger(__name__)
 
 # A socket's inbox: a serialised frame, or an int close code.
 Deliver = Callable[[str | int], None]
+
+
+# Tasks that outlive their generation (late saves); held so they are not garbage-collected.
+_background: set[asyncio.Task[None]] = set()
+SAVE_LATER_ATTEMPTS = 40  # with the waits in _save_later: about five minutes
+
+
+async def _outlast(task: asyncio.Future[Any]) -> None:
+    """Wait for `task` to finish however it ends, even if we are cancelled meanwhile.
+
+    (asyncio.shield would re-raise the task's own exception here, ending the caller early.)
+    """
+    while not task.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([task])
+
+
+def _error_json(outcome: Outcome) -> dict[str, str] | None:
+    if not outcome.error_kind:
+        return None
+    return {"kind": outcome.error_kind, "message": outcome.error_message, "ref": outcome.error_ref}
 
 
 class Hub:
@@ -271,9 +293,7 @@ class Generation:
     async def _wait_for_save(self) -> bool:
         """True once the messages are saved; a resend or failed save is answered here instead."""
         assert self.save_task is not None
-        while not self.save_task.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self.save_task)
+        await _outlast(self.save_task)
         try:
             posted = self.save_task.result()
         except Exception:
@@ -343,18 +363,19 @@ class Generation:
         save = asyncio.ensure_future(
             database_sync_to_async(do_finish_message)(self.message_id, self.conversation_id, outcome)
         )
-        while not save.done():
-            # A Stop or shutdown arriving now must not lose the final write: wait it out.
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(save)
+        await _outlast(save)  # a Stop or shutdown arriving now must not lose the final write
         try:
             save.result()
         except Exception:
             ref = secrets.token_hex(4)
-            log.exception("could not save message %s, ref=%s", self.message_id, ref)
+            log.exception("could not save message %s, ref=%s; retrying in the background", self.message_id, ref)
+            # Keep trying to save what was generated; `end` says truthfully that it is not saved yet.
+            later = asyncio.create_task(self._save_later(dataclasses.replace(outcome)))
+            _background.add(later)
+            later.add_done_callback(_background.discard)
             outcome.status, outcome.reason = Status.ERROR, Reason.ERROR
             outcome.error_kind, outcome.error_ref = "unavailable", ref
-            outcome.error_message = "Parley could not save this answer. Try again."
+            outcome.error_message = "Parley could not save this answer yet; it keeps trying."
         self.end_frame = {
             "type": "end",
             "conversation": str(self.conversation_id),
@@ -368,13 +389,25 @@ class Generation:
                 "estimated": outcome.usage_estimated,
             },
             "ttft_ms": outcome.ttft_ms,
-            "error": (
-                {"kind": outcome.error_kind, "message": outcome.error_message, "ref": outcome.error_ref}
-                if outcome.error_kind
-                else None
-            ),
+            "error": _error_json(outcome),
         }
         self.hub.publish(self.user_id, self.end_frame)
+
+    async def _save_later(self, outcome: Outcome) -> None:
+        """Retry a failed final write until the database is back, then announce the saved state."""
+        for wait in [1.0, 2.0, 4.0] + [8.0] * SAVE_LATER_ATTEMPTS:
+            await asyncio.sleep(wait)
+            try:
+                await database_sync_to_async(do_finish_message)(self.message_id, self.conversation_id, outcome)
+            except Exception as exc:
+                log.warning("message %s still not saved: %s", self.message_id, exc)
+                continue
+            assert self.end_frame is not None
+            self.end_frame = {**self.end_frame, "status": outcome.status, "reason": outcome.reason,
+                              "error": _error_json(outcome)}
+            self.hub.publish(self.user_id, self.end_frame)
+            return
+        log.error("gave up saving message %s; start-up recovery will mark it", self.message_id)
 
 
 class Registry:

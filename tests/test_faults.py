@@ -502,10 +502,8 @@ async def test_a_checkpoint_during_a_brief_lock_is_retried_and_the_answer_saved(
 # Generation._finish waits on the final write with `await asyncio.shield(save)` inside
 # suppress(CancelledError): when the write itself fails, shield re-raises its
 # OperationalError, the generation task dies, and no `end` is ever sent.
-_SHIELD_RERAISES = "chat/generation.py _finish waits with asyncio.shield, which re-raises the failed write"
 
 
-@pytest.mark.xfail(strict=True, reason=_SHIELD_RERAISES)
 async def test_a_final_write_that_cannot_be_saved_is_reported_as_failed_not_left_hanging(
     alice: Any,
     fake_model: ChatModel,
@@ -527,11 +525,6 @@ async def test_a_final_write_that_cannot_be_saved_is_reported_as_failed_not_left
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a failed final write nothing saves the answer again: it stays "
-    "`streaming` until the next restart",
-)
 async def test_an_answer_whose_final_write_failed_is_saved_once_the_database_is_back(
     alice: Any,
     fake_model: ChatModel,
