@@ -120,7 +120,8 @@ class Generation:
         self.prefix = prepared.prefix
         self.seq_base = prepared.assistant.seq if prepared.prefix else 0
         self.text: list[str] = [prepared.prefix] if prepared.prefix else []
-        self.reasoning: list[str] = [prepared.assistant.reasoning] if prepared.prefix else []
+        self.prefix_reasoning = prepared.assistant.reasoning if prepared.prefix else ""
+        self.reasoning: list[str] = [self.prefix_reasoning] if self.prefix_reasoning else []
         self.frames: list[dict[str, Any]] = []
         self._pending_text: list[str] = []
         self._pending_reasoning: list[str] = []
@@ -147,34 +148,35 @@ class Generation:
     def published_text(self) -> str:
         return self.prefix + "".join(f["text"] for f in self.frames)
 
+    def published_reasoning(self) -> str:
+        return self.prefix_reasoning + "".join(f.get("reasoning", "") for f in self.frames)
+
     def start_frame(self) -> dict[str, Any]:
         # Only what frames already carried: pending text follows in the next delta.
         message = message_json(self.prepared.assistant)
         message["content"] = self.published_text()
-        message["reasoning"] = "".join(f.get("reasoning", "") for f in self.frames)
+        message["reasoning"] = self.published_reasoning()
         message["seq"] = self.seq
         return {"type": "start", "conversation": str(self.conversation_id), "message": message}
 
     def catch_up(self, after_seq: int) -> dict[str, Any] | None:
-        """One delta with everything after `after_seq`, or None if nothing was missed."""
-        if after_seq < self.seq_base:
-            # The client has less than the continued answer's saved start: send it all.
-            return {
-                "type": "delta", "conversation": str(self.conversation_id), "message": str(self.message_id),
-                "seq": self.seq, "text": self.published_text(), "replace": True,
-                "reasoning": "".join(f.get("reasoning", "") for f in self.frames),
-            }
-        missed = self.frames[after_seq - self.seq_base :]
-        if not missed:
+        """For a resume: the whole text so far as one `replace` delta, or None if nothing was missed.
+
+        Always the whole text, never just the missed part: the resuming socket is already
+        subscribed, so live frames may reach it before this reply, and a client can only
+        trust a reply that does not depend on what else it has seen.
+        """
+        if after_seq >= self.seq:
             return None
         frame: dict[str, Any] = {
             "type": "delta",
             "conversation": str(self.conversation_id),
             "message": str(self.message_id),
             "seq": self.seq,
-            "text": "".join(f.get("text", "") for f in missed),
+            "text": self.published_text(),
+            "replace": True,
         }
-        reasoning = "".join(f.get("reasoning", "") for f in missed)
+        reasoning = self.published_reasoning()
         if reasoning:
             frame["reasoning"] = reasoning
         return frame

@@ -39,7 +39,7 @@
 
 /**
  * More of an answer. Either part may be empty.
- * @typedef {{type: "delta", text: string, reasoning: string}} DeltaEvent
+ * @typedef {{type: "delta", text: string, reasoning: string, replace?: boolean}} DeltaEvent  replace: the whole text so far (a resume), not more of it
  */
 
 /**

@@ -95,8 +95,24 @@ export async function* serverAnswer(socket, answer, signal) {
   /** @param {AnswerEvent} event */
   const push = (event) => { queue.push(event); wake?.(); };
   let seq = answer.seq;
+  let awaitingResume = Boolean(answer.resume);
   const offDelta = socket.on("delta", (f) => {
-    if (f.message !== answer.message || f.seq <= seq) return; // a resume may repeat frames
+    if (f.message !== answer.message) return;
+    if (f.replace) {
+      // A resume reply: the whole text up to f.seq, authoritative over whatever arrived before it.
+      if (f.seq < seq) return;
+      seq = f.seq;
+      awaitingResume = false;
+      push({ type: "delta", text: f.text ?? "", reasoning: f.reasoning ?? "", replace: true });
+      return;
+    }
+    if (f.seq <= seq) return; // already have it
+    if (f.seq > seq + 1) {
+      // A gap (live frames overtook a reload or reconnect): the resume reply will cover it.
+      if (!awaitingResume) socket.send({ type: "resume", message: answer.message, after_seq: seq });
+      awaitingResume = true;
+      return;
+    }
     seq = f.seq;
     push({ type: "delta", text: f.text ?? "", reasoning: f.reasoning ?? "" });
   });
