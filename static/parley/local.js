@@ -40,7 +40,8 @@ export function turnsOnPage(container) {
   for (const node of container.querySelectorAll(".message")) {
     const role = /** @type {HTMLElement} */ (node).dataset.role;
     const status = /** @type {HTMLElement} */ (node).dataset.status;
-    const text = /** @type {HTMLElement | null} */ (node.querySelector(".message-body"))?.innerText.trim();
+    // The message's own text (its data), not the rendered page: that has code labels and buttons.
+    const text = MessageView.of(node)?.data.content?.trim();
     if ((role === "user" || role === "assistant") && status !== "error" && text) turns.push({ role, content: text });
   }
   return turns;
