@@ -35,8 +35,10 @@ INSTRUCTION = (
 _tasks: set[asyncio.Task[str | None]] = set()
 
 
-def schedule(conversation_id: uuid.UUID | str, user_id: int) -> asyncio.Task[str | None]:
+def schedule(conversation_id: uuid.UUID | str, user_id: int) -> asyncio.Task[str | None] | None:
     """Start titling in the background; returns at once (call it after an answer is saved)."""
+    if not settings.PARLEY_AUTO_TITLES:
+        return None
     task = asyncio.get_running_loop().create_task(maybe_title(conversation_id, user_id))
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)

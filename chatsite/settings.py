@@ -163,6 +163,9 @@ PARLEY_MAX_GENERATION_SECONDS = env.float("PARLEY_MAX_GENERATION_SECONDS", defau
 # Titles: a ChatModel id to write every title, or empty for each conversation's own model.
 PARLEY_TITLE_MODEL = env.str("PARLEY_TITLE_MODEL", default="")
 PARLEY_TITLE_TIMEOUT = env.float("PARLEY_TITLE_TIMEOUT", default=15.0)
+# Off: conversations keep their opening words as title (the test suite turns it off so
+# title calls do not take scripted answers meant for the chat).
+PARLEY_AUTO_TITLES = env.bool("PARLEY_AUTO_TITLES", default=True)
 # Admin defaults for conversations that set none (empty: the model's own default).
 PARLEY_DEFAULT_TEMPERATURE = env.float("PARLEY_DEFAULT_TEMPERATURE", default=None)
 PARLEY_DEFAULT_MAX_TOKENS = env.int("PARLEY_DEFAULT_MAX_TOKENS", default=None)

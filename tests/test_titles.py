@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import pytest
+from django.test import override_settings
 from asgiref.sync import sync_to_async
 
 from chat import titles
@@ -72,10 +73,14 @@ async def test_a_title_the_user_typed_is_never_replaced(alice: Any, fake_model: 
     assert fake.requests == [] and (await reload(conversation)).title == "Mine"
 
 
-async def test_a_rename_during_generation_wins(alice: Any, fake_model: ChatModel, fake: FakeProvider) -> None:
+async def test_a_rename_during_generation_wins(
+    alice: Any, fake_model: ChatModel, fake: FakeProvider, settings: Any
+) -> None:
+    settings.PARLEY_AUTO_TITLES = True
     fake.enqueue(Script(tokens=["Generated"], first_token_delay=0.5))
     conversation = await answered(alice, fake_model)
     task = titles.schedule(conversation.id, alice.id)
+    assert task is not None
     await sync_to_async(fake.wait_for_requests, thread_sensitive=False)(1)  # the DB thread is the task's
     from chat.conversation_services import Changes, do_change_conversation
 
@@ -130,3 +135,22 @@ async def test_nothing_is_asked_before_a_complete_answer_or_for_someone_else(
 )
 def test_titles_are_cleaned_to_one_short_line(raw: str, title: str) -> None:
     assert titles.clean_title(raw) == title
+
+
+async def test_admins_can_turn_generated_titles_off(alice: Any, settings: Any) -> None:
+    settings.PARLEY_AUTO_TITLES = False
+    assert titles.schedule("00000000-0000-0000-0000-000000000000", alice.id) is None
+
+
+@override_settings(PARLEY_AUTO_TITLES=True)
+async def test_after_the_first_answer_every_tab_gets_the_generated_title(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+    from tests.test_chat_socket import send_frame
+
+    fake.enqueue(Script(tokens=["Paris is the capital."]))
+    fake.enqueue(Script(tokens=["French capital question"]))  # the title request
+    sock = await connect(alice)
+    await sock.send(send_frame(fake_model, "What is the capital of France?"))
+    title = (await sock.recv_until("title"))[-1]
+    assert title["title"] == "French capital question"
+    conversation = await Conversation.objects.aget(id=title["conversation"])
+    assert (conversation.title, conversation.title_source) == ("French capital question", "generated")

@@ -84,6 +84,7 @@ def test_user_settings_set_the_display_name_default_system_prompt_and_model(
     assert page.get_by_role("link", name="Change password").is_visible()
 
     page.get_by_role("link", name="Back to chat").click()
+    page.wait_for_url("**/chat/")  # and its scripts, or Enter would submit the bare form
     page.fill("#prompt", "Hello")
     page.keyboard.press("Enter")
     page.wait_for_selector('.message[data-role="assistant"][data-status="complete"]')

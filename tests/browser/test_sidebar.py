@@ -3,7 +3,10 @@ undo, search, paging, and the keyboard shortcuts that reach them."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.chromium import log_in
 from tests.fakeprovider import FakeProvider, Script
@@ -79,8 +82,9 @@ def test_a_conversation_is_renamed_inline_with_enter_and_esc_cancels(page: Any, 
     open_menu(page, "Old name")
     page.keyboard.press("Enter")  # the first item, Rename, has focus
     page.get_by_role("textbox", name="New title").fill("Holiday plans")
-    page.keyboard.press("Enter")
-    page.wait_for_function("() => document.querySelector('#conversations a.conversation').innerText === 'Holiday plans'")
+    with page.expect_response("**/edit/"):  # shown at once, saved in the background
+        page.keyboard.press("Enter")
+    assert titles(page) == ["Holiday plans"]
     page.reload()
     assert titles(page) == ["Holiday plans"]
 
@@ -187,3 +191,29 @@ def test_keyboard_shortcuts_open_a_new_chat_and_the_help_dialog(page: Any, live:
     dialog.get_by_role("button", name="Close").click()
     dialog.wait_for(state="hidden")
     assert page.locator("#prompt").input_value() == ""  # no stray "?" typed anywhere
+
+
+HOOKED = "titles" in (Path(__file__).resolve().parents[2] / "chat" / "generation.py").read_text()
+
+
+@pytest.mark.skipif(not HOOKED, reason="chat.generation does not call chat.titles.schedule yet")
+def test_a_generated_title_reaches_the_sidebar_and_the_tab_title_without_a_reload(
+    page: Any, fake_server: FakeProvider
+) -> None:
+    server = LiveServer(extra_env={"PARLEY_AUTO_TITLES": "1"}).start()
+    try:
+        server.create_user("alice", "alice-password-1")
+        server.manage(
+            "provider", "add", "fake", "--kind", "openai", "--base-url", fake_server.url + "/v1",
+            "--label", "Fake Lab", "--model", "fake-model=Fake Model", "--default", "fake-model",
+        )
+        fake_server.enqueue(Script(tokens=["Four."]))
+        fake_server.enqueue(Script(tokens=["Simple", " arithmetic"]))
+        log_in(page, server)
+        page.fill("#prompt", "what is two plus two")
+        page.keyboard.press("Enter")
+        page.wait_for_selector('.message[data-role="assistant"][data-status="complete"]')
+        page.wait_for_function("() => document.querySelector('#conversations a.conversation')?.innerText === 'Simple arithmetic'")
+        assert page.title() == "Simple arithmetic · Parley"
+    finally:
+        server.stop()
