@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -83,7 +83,7 @@ def parse_changes(doc: object) -> Changes:
     return changes
 
 
-def do_change_conversation(user: AbstractBaseUser, conversation_id: object, changes: Changes) -> Conversation:
+def do_change_conversation(user: User, conversation_id: object, changes: Changes) -> Conversation:
     """Apply an edit. Renaming marks the title as the user's, so no generated title replaces it.
 
     Pinning and settings do not move a conversation in the newest-first list: `updated` is left
@@ -114,7 +114,7 @@ def undo_window() -> timedelta:
     return timedelta(seconds=settings.PARLEY_DELETE_UNDO_SECONDS)
 
 
-def do_delete_conversation(user: AbstractBaseUser, conversation_id: object) -> datetime:
+def do_delete_conversation(user: User, conversation_id: object) -> datetime:
     """Hide a conversation at once; it can be restored until the returned time.
 
     Conversations whose window has passed are purged here, for this user, rather than by a
@@ -128,7 +128,7 @@ def do_delete_conversation(user: AbstractBaseUser, conversation_id: object) -> d
     return now + undo_window()
 
 
-def do_restore_conversation(user: AbstractBaseUser, conversation_id: object) -> Conversation:
+def do_restore_conversation(user: User, conversation_id: object) -> Conversation:
     conversation = access_conversation(user, conversation_id, deleted=True)
     assert conversation.deleted_at is not None
     if conversation.deleted_at < timezone.now() - undo_window():
@@ -138,7 +138,7 @@ def do_restore_conversation(user: AbstractBaseUser, conversation_id: object) -> 
     return conversation
 
 
-def preferences_for(user: AbstractBaseUser) -> UserPreferences:
+def preferences_for(user: User) -> UserPreferences:
     """The user's preferences, unsaved defaults if they never changed any."""
     try:
         return UserPreferences.objects.select_related("default_model").get(user=user)
@@ -220,7 +220,7 @@ def parse_import(doc: object) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return head, messages
 
 
-def do_import_conversation(user: AbstractBaseUser, doc: object) -> Conversation:
+def do_import_conversation(user: User, doc: object) -> Conversation:
     """Create a conversation from an export, all or nothing. New ids throughout."""
     head, messages = parse_import(doc)
     first_user = next((m["content"] for m in messages if m["role"] == Role.USER), "")

@@ -73,7 +73,7 @@ def set_theme(request: HttpRequest) -> HttpResponse:
         theme = None
     if theme not in Theme.values:
         return JsonResponse({"error": "`theme` must be system, light or dark."}, status=400)
-    UserPreferences.objects.update_or_create(user=request.user, defaults={"theme": theme})
+    UserPreferences.objects.update_or_create(user=request.user, defaults={"theme": theme})  # type: ignore[misc]
     return JsonResponse({"theme": theme})
 
 

@@ -52,7 +52,7 @@ async def maybe_title(conversation_id: uuid.UUID | str, user_id: int) -> str | N
         return None
     try:
         title = await _ask(*job)
-    except Exception as exc:  # a title is a nicety: never let it surface as an error
+    except Exception as exc:  # noqa: BLE001 — a title is a nicety: never let it surface as an error
         kind = exc.kind.value if isinstance(exc, ProviderError) else type(exc).__name__
         log.info("title for conversation %s not generated: %s", conversation_id, kind)
         title = ""

@@ -84,3 +84,8 @@ def test_a_bad_file_in_the_import_form_says_why(alice: Any) -> None:
     response = signed_in(alice).post("/settings/import/", {"file": upload})
     assert response.status_code == 400 and "not valid JSON" in response.content.decode()
     assert not Conversation.objects.exists()
+
+
+def test_the_settings_page_has_the_strict_content_security_policy(alice: Any) -> None:
+    policy = signed_in(alice).get("/settings/")["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy

@@ -6,8 +6,8 @@ import time
 from typing import Any
 
 import pytest
-from django.test import override_settings
 from asgiref.sync import sync_to_async
+from django.test import override_settings
 
 from chat import titles
 from chat.generation import hub
