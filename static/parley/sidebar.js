@@ -120,7 +120,9 @@ export class Sidebar {
   /** Put a conversation that just got a message (or a new title) in its place. @param {Conversation} c */
   upsert(c) {
     const known = this.items.get(c.id);
-    this.items.set(c.id, { ...known, ...c, pinned: c.pinned ?? known?.pinned ?? false });
+    // The ack's `updated` can predate the message it acknowledges; the list shows it as now.
+    const updated = new Date().toISOString();
+    this.items.set(c.id, { ...known, ...c, updated, pinned: c.pinned ?? known?.pinned ?? false });
     this.rows.get(c.id)?.remove();
     this.rows.delete(c.id);
     this.render();

@@ -214,6 +214,16 @@ def test_the_model_picker_groups_models_by_provider(page: Any, live: LiveServer,
     assert ["Fake Lab", ["Fake Model"]] in groups and ["Other Lab", ["Other Model"]] in groups
     assert page.locator("#model").evaluate("s => s.selectedOptions[0].textContent") == "Fake Model"
 
+    # The model picked in a conversation becomes its model.
+    fake_server.enqueue(Script(tokens=["Hi"]))
+    page.fill("#prompt", "Hello")
+    page.keyboard.press("Enter")
+    page.wait_for_selector('.message[data-role="assistant"][data-status="complete"]')
+    with page.expect_response("**/edit/"):
+        page.locator("#model").select_option(label="Other Model")
+    page.reload()
+    assert page.locator("#model").evaluate("s => s.selectedOptions[0].textContent") == "Other Model"
+
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_no_serious_accessibility_violations_on_the_chat_login_and_settings_pages(

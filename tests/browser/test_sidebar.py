@@ -67,6 +67,18 @@ def test_conversations_are_grouped_by_date_with_pinned_on_top_and_can_be_pinned(
     assert not page.console_errors, page.console_errors
 
 
+def test_a_conversation_that_gets_a_message_moves_to_today(page: Any, live: LiveServer, fake_server: FakeProvider) -> None:
+    seed(live, SEED_DATES)
+    fake_server.enqueue(Script(tokens=["Still here."]))
+    log_in(page, live)
+    page.get_by_role("link", name="Ancient").click()
+    page.wait_for_url("**/chat/*-*/")
+    page.fill("#prompt", "Anything new?")
+    page.keyboard.press("Enter")
+    page.wait_for_selector('.message[data-role="assistant"][data-status="complete"]')
+    assert titles(page)[:2] == ["Pinned old", "Ancient"] and groups(page)[:2] == ["Pinned", "Today"]
+
+
 def test_a_conversation_is_renamed_inline_with_enter_and_esc_cancels(page: Any, live: LiveServer) -> None:
     seed(live, "Conversation.objects.create(owner=alice, title='Old name')")
     log_in(page, live)
@@ -185,6 +197,10 @@ def test_keyboard_shortcuts_open_a_new_chat_and_the_help_dialog(page: Any, live:
         assert words in text
     page.keyboard.press("Escape")
     dialog.wait_for(state="hidden")
+    page.keyboard.press("Control+Shift+S")
+    assert page.locator("#sidebar").is_hidden()
+    page.keyboard.press("Control+Shift+S")
+    assert page.locator("#sidebar").is_visible()
     page.locator("#prompt").focus()
     page.keyboard.press("Control+/")
     dialog.wait_for()
