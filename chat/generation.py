@@ -27,7 +27,8 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from chat.models import Reason, Status
+from chat import titles
+from chat.models import Reason, Status, TitleSource
 from chat.serializers import ack_frame, message_json, replay_frames
 from chat.services import Outcome, Posted, Prepared, do_checkpoint, do_finish_message, do_save_send
 from providers import registry as provider_registry
@@ -394,6 +395,8 @@ class Generation:
             "error": _error_json(outcome),
         }
         self.hub.publish(self.user_id, self.end_frame)
+        if outcome.status == Status.COMPLETE and self.prepared.conversation.title_source == TitleSource.FIRST_MESSAGE:
+            titles.schedule(self.conversation_id, self.user_id)  # in the background; never delays an answer
 
     async def _save_later(self, outcome: Outcome) -> None:
         """Retry a failed final write until the database is back, then announce the saved state."""
