@@ -17,6 +17,7 @@ from typing import Any
 
 from tests.chromium import launch, log_in
 from tests.fakeprovider import FakeProvider, Script
+from bench.relay import BENCH_ENV
 from tests.live import LiveServer
 
 ANSWER_TOKENS = 4_000
@@ -161,7 +162,7 @@ def load_long_chat(browser: Any, server: LiveServer, conversation: str) -> dict[
 
 def run() -> dict[str, Any]:
     fake = FakeProvider().start()
-    server = LiveServer().start()
+    server = LiveServer(BENCH_ENV).start()
     try:
         server.create_user("alice", "alice-password-1")
         server.manage(

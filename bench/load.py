@@ -23,7 +23,7 @@ import time
 import uuid
 from typing import Any
 
-from bench.relay import Fake, Tab, cpu_seconds, make_sessions, model_id, rss_mb
+from bench.relay import BENCH_ENV, Fake, Tab, cpu_seconds, make_sessions, model_id, rss_mb
 from tests.live import ROOT, LiveServer, wait_for_port
 
 IDLE = 1000
@@ -224,7 +224,7 @@ async def idle_sockets(live: LiveServer, cookies: list[str]) -> tuple[list[Tab],
 
 async def one_server(coalesce_ms: int | None, idle: int) -> dict[str, Any]:
     fake = Fake()
-    env = {"PARLEY_COALESCE_MS": str(coalesce_ms)} if coalesce_ms is not None else {}
+    env = {**BENCH_ENV, **({"PARLEY_COALESCE_MS": str(coalesce_ms)} if coalesce_ms is not None else {})}
     live = TracedServer(extra_env=env).start()
     results: dict[str, Any] = {}
     tabs: list[Tab] = []

@@ -25,6 +25,9 @@ import websockets
 from tests.live import ROOT, LiveServer, free_port, wait_for_port
 
 TICKS = os.sysconf("SC_CLK_TCK")
+# Every bench answer starts a new conversation; generated titles (one extra request per
+# conversation in real use) would add a provider call to each and take the fake's scripts.
+BENCH_ENV = {"PARLEY_AUTO_TITLES": "0"}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -172,7 +175,7 @@ def model_id(live: LiveServer) -> str:
 
 async def run(ttft_rounds: int = 40, big: int = 20_000, concurrent: int = 150, tps: float = 50, per_answer: int = 100) -> dict[str, Any]:
     fake = Fake()
-    live = LiveServer().start()
+    live = LiveServer(BENCH_ENV).start()
     results: dict[str, Any] = {}
     try:
         live.create_user("bench", "bench-password-1")

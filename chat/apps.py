@@ -12,3 +12,7 @@ class ChatConfig(AppConfig):
         from chat.crypto import check_keys
 
         check_keys(list(settings.PARLEY_ENCRYPTION_KEYS))
+
+        from chat.catalog_cache import connect_signals
+
+        connect_signals()

@@ -18,7 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
-from chat.access import NotFound, access_conversation, access_message, access_model
+from chat.access import NotFound, access_conversation, access_message, access_model_entry
 from chat.models import ChatModel, Conversation, Message, Reason, Role, Status, UserPreferences
 from providers.base import ChatMessage, ChatRequest, Target
 
@@ -171,7 +171,8 @@ def prepare_send(
     A resend is caught here, before any upstream call (calls cost money); the unique
     constraints in do_save_send catch the rare true race.
     """
-    model = access_model(user, model_id)
+    entry = access_model_entry(user, model_id)
+    model = entry.model
     if conversation_id:
         conversation = access_conversation(user, conversation_id)
         rows = _rows(conversation)
@@ -210,7 +211,7 @@ def prepare_send(
     )
     return Prepared(
         user, conversation, is_new, user_message, _new_answer(conversation, user_message, model, None),
-        model.provider.family, model.provider.target(), _request(model, turns, options, conversation),
+        model.provider.family, entry.target, _request(model, turns, options, conversation),
         client_id=client_id,
     )
 
@@ -226,14 +227,15 @@ def prepare_regenerate(
     repeat = conversation.messages.filter(client_id=client_id, role=Role.ASSISTANT).first()
     if repeat is not None:
         return Posted(conversation, repeat.parent, repeat, duplicate=True)  # type: ignore[arg-type]
-    model = access_model(user, model_id or earlier.model_id)
+    entry = access_model_entry(user, model_id or earlier.model_id)
+    model = entry.model
     rows = _rows(conversation)
     user_message = Message.objects.get(id=earlier.parent_id)
     turns = _turns(conversation, _branch(rows, user_message.id))
     conversation.model = model
     return Prepared(
         user, conversation, False, user_message, _new_answer(conversation, user_message, model, client_id),
-        model.provider.family, model.provider.target(), _request(model, turns, options, conversation),
+        model.provider.family, entry.target, _request(model, turns, options, conversation),
         new_user_message=False, client_id=client_id,
     )
 
@@ -246,12 +248,13 @@ def prepare_continue(user: AbstractBaseUser, *, client_id: uuid.UUID, message_id
         raise NotFound("Only an answer with some text that has stopped can be continued.")
     if answer.status == Status.COMPLETE and answer.reason != Reason.LENGTH:
         raise NotFound("This answer is finished; regenerate it instead.")
-    model = access_model(user, answer.model_id)
+    entry = access_model_entry(user, answer.model_id)
+    model = entry.model
     branch = _branch(_rows(conversation), answer.id)
     turns = _turns(conversation, branch) + [ChatMessage("user", CONTINUE_PROMPT)]
     return Prepared(
         user, conversation, False, Message.objects.get(id=answer.parent_id), answer,
-        model.provider.family, model.provider.target(), _request(model, turns, Options(), conversation),
+        model.provider.family, entry.target, _request(model, turns, Options(), conversation),
         new_user_message=False, prefix=answer.content, client_id=client_id,
     )
 

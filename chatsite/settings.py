@@ -158,6 +158,9 @@ PARLEY_MAX_MESSAGE_CHARS = env.int("PARLEY_MAX_MESSAGE_CHARS", default=100_000)
 # Admission control: above this many answers in flight, new sends are told to retry later.
 PARLEY_MAX_ACTIVE_GENERATIONS = env.int("PARLEY_MAX_ACTIVE_GENERATIONS", default=300)
 PARLEY_BUSY_RETRY_SECONDS = env.int("PARLEY_BUSY_RETRY_SECONDS", default=5)
+# Seconds a process trusts its copy of the model catalogue (see chat/catalog_cache.py):
+# admin changes in this process apply at once, changes from other processes within this.
+PARLEY_CATALOG_CACHE_SECONDS = env.float("PARLEY_CATALOG_CACHE_SECONDS", default=2.0)
 # An answer still running after this long is stopped and saved (reason `time_limit`).
 PARLEY_MAX_GENERATION_SECONDS = env.float("PARLEY_MAX_GENERATION_SECONDS", default=900)
 # Titles: a ChatModel id to write every title, or empty for each conversation's own model.

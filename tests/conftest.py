@@ -127,3 +127,11 @@ async def _no_generation_outlives_its_test() -> AsyncIterator[None]:
     from chat.generation import registry
 
     await registry.shutdown(grace=5)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_catalog_cache() -> None:
+    # Each test builds its own catalogue; a model cached by an earlier test must not linger.
+    from chat import catalog_cache
+
+    catalog_cache.clear()
