@@ -281,14 +281,26 @@ function syncToggle() {
 }
 
 function closeSidebar() {
+  const open = document.body.classList.contains("sidebar-open");
   document.body.classList.remove("sidebar-open");
   syncToggle();
+  // A hidden sidebar cannot keep the focus: hand it to the message box.
+  if (open && narrow.matches && byId("sidebar").contains(document.activeElement)) prompt.focus();
 }
 
 /** On a narrow screen the sidebar slides over the chat; on a wide one it collapses to give room. */
 function toggleSidebar() {
-  document.body.classList.toggle(narrow.matches ? "sidebar-open" : "sidebar-collapsed");
+  const body = document.body.classList;
+  if (narrow.matches) {
+    if (body.contains("sidebar-open")) return closeSidebar();
+    body.add("sidebar-open");
+    syncToggle();
+    byId("new-chat").focus(); // opened over the chat: focus goes where the user is about to act
+    return;
+  }
+  body.toggle("sidebar-collapsed");
   syncToggle();
+  if (body.contains("sidebar-collapsed") && byId("sidebar").contains(document.activeElement)) prompt.focus();
 }
 
 /** The model picked for a conversation is its model from now on (in-browser ones stay local). */

@@ -27,6 +27,8 @@ export class ChatSettings {
     this.conversation = null;
     /** @type {Settings} */
     this.values = { ...defaults };
+    /** The user saved the dialog for the new chat (not just the defaults). */
+    this.edited = false;
     this.form.addEventListener("submit", (e) => {
       const submitter = /** @type {SubmitEvent} */ (e).submitter;
       if (submitter instanceof HTMLButtonElement && submitter.value === "save") {
@@ -46,6 +48,7 @@ export class ChatSettings {
       ? { system_prompt: saved?.system_prompt ?? "", temperature: saved?.temperature ?? null,
           max_tokens: saved?.max_tokens ?? null }
       : { ...this.defaults };
+    this.edited = false;
   }
 
   open() {
@@ -74,7 +77,10 @@ export class ChatSettings {
         this.error.textContent = error instanceof Error ? error.message : String(error);
         return;
       }
-    } else this.values = values;
+    } else {
+      this.values = values;
+      this.edited = true;
+    }
     this.dialog.close("save");
   }
 
@@ -88,11 +94,17 @@ export class ChatSettings {
     return options;
   }
 
-  /** A new chat was just created: keep its settings on the server too. @param {string} id */
+  /**
+   * A new chat was just created: keep the settings the user chose for it on the server too.
+   * Untouched admin defaults are not copied, so a later change of default still reaches it.
+   * @param {string} id
+   */
   async adopt(id) {
     const { temperature, max_tokens } = this.values;
     this.conversation = id;
-    if (temperature !== null || max_tokens !== null) {
+    if (!this.edited) {
+      this.values = { ...this.values, temperature: null, max_tokens: null };
+    } else if (temperature !== null || max_tokens !== null) {
       try {
         await postJson(`/api/conversations/${id}/edit/`, { temperature, max_tokens });
       } catch { /* they still went with the first message; the dialog shows what is saved next time */ }

@@ -196,8 +196,10 @@ def test_the_sidebar_collapses_on_a_desktop_and_slides_over_on_a_phone(browser: 
     toggle.click()
     page.wait_for_function("() => getComputedStyle(document.querySelector('#sidebar')).visibility === 'visible'")
     assert page.get_by_role("link", name="New chat").is_visible()
+    assert page.locator("#new-chat").evaluate("el => el === document.activeElement")  # focus moved in
     page.keyboard.press("Escape")
     page.wait_for_function("() => getComputedStyle(document.querySelector('#sidebar')).visibility === 'hidden'")
+    assert page.locator("#prompt").evaluate("el => el === document.activeElement")  # and out again
     assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
     phone.close()
 
