@@ -1,4 +1,4 @@
-"""httpx plumbing every family shares: one client, timeouts, errors, the stall watchdog, retries.
+"""httpx plumbing every family shares: clients, timeouts, errors, the stall watchdog, retries.
 
 Error bodies are read (capped) only to classify them. Their text never reaches
 ``ProviderError.message`` or ``detail``: upstream messages can echo fragments of the
@@ -14,6 +14,7 @@ import email.utils
 import json
 import random
 import re
+import ssl
 import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
@@ -23,37 +24,64 @@ import httpx
 
 from providers.base import ErrorKind, Event, ProviderError, Target
 from providers.sse import Comment
+from providers.transport import transport
 
 MAX_ERROR_BODY = 64 * 1024
 MAX_JSON_BODY = 16 * 1024 * 1024  # model lists (OpenRouter's is a few MB)
 
-# One client per event loop: httpx connections belong to the loop that opened them, and
-# tests (and management commands) run several loops in one process.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
-    weakref.WeakKeyDictionary()
-)
+# Each upstream connection gets an httpx client of its own, checked out for one request and
+# checked back in with its kept-alive connection. httpcore's shared pool walks every one
+# of its connections (and polls the idle ones' sockets) on each request and each close:
+# at a hundred concurrent streams that walk cost a quarter of the event loop's time. A
+# client per connection makes choosing one a list pop. Clients belong to the loop that
+# opened them: tests and management commands run several loops in one process.
+MAX_IDLE_PER_ORIGIN = 100
+_ssl_context: ssl.SSLContext | None = None
 
 
-def get_client() -> httpx.AsyncClient:
-    """The shared client for the running loop, created on first use (never at import)."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None or client.is_closed:
-        client = httpx.AsyncClient(
-            # 150 concurrent streams must not queue behind httpx's default of 100.
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-            follow_redirects=False,
-            trust_env=False,
-        )
-        _clients[loop] = client
-    return client
+class _Clients:
+    def __init__(self) -> None:
+        self.idle: dict[tuple[bytes, bytes, int | None], list[httpx.AsyncClient]] = {}
+        self.busy: set[httpx.AsyncClient] = set()
+
+
+_loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Clients] = weakref.WeakKeyDictionary()
+
+
+def _new_client() -> httpx.AsyncClient:
+    global _ssl_context
+    if _ssl_context is None:
+        _ssl_context = httpx.create_ssl_context()  # tens of ms: once per process, not per client
+    return httpx.AsyncClient(transport=transport(_ssl_context), follow_redirects=False, trust_env=False)
+
+
+@contextlib.asynccontextmanager
+async def _checkout(url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for one request to ``url``'s origin, reusing a kept-alive connection if any."""
+    clients = _loops.get(asyncio.get_running_loop())
+    if clients is None:
+        clients = _loops[asyncio.get_running_loop()] = _Clients()
+    origin = httpx.URL(url)
+    key = (origin.raw_scheme, origin.raw_host, origin.port)
+    idle = clients.idle.setdefault(key, [])
+    client = idle.pop() if idle else _new_client()
+    clients.busy.add(client)
+    try:
+        yield client
+    finally:
+        clients.busy.discard(client)
+        if len(idle) < MAX_IDLE_PER_ORIGIN and not client.is_closed:
+            idle.append(client)  # last in, first out: the warmest connection goes next
+        else:
+            await client.aclose()
 
 
 async def aclose_client() -> None:
-    """Close the running loop's client (on shutdown, or between tests)."""
-    client = _clients.pop(asyncio.get_running_loop(), None)
-    if client is not None:
-        await client.aclose()
+    """Close the running loop's clients (on shutdown, or between tests)."""
+    clients = _loops.pop(asyncio.get_running_loop(), None)
+    if clients is not None:
+        for client in [*clients.busy, *(c for idle in clients.idle.values() for c in idle)]:
+            await client.aclose()
 
 
 def timeout_for(target: Target) -> httpx.Timeout:
@@ -286,35 +314,35 @@ async def open_stream(
     target: Target, url: str, body: dict[str, Any], headers: Mapping[str, str]
 ) -> AsyncIterator[httpx.Response]:
     """POST and hand over a checked streaming response, always closed afterwards."""
-    client = get_client()
-    request = client.build_request("POST", url, json=body, headers=headers, timeout=timeout_for(target))
-    try:
-        response = await client.send(request, stream=True)
-    except httpx.HTTPError as exc:
-        raise transport_error(exc) from None
-    try:
-        await _check_stream_response(response)
-        yield response
-    finally:
-        await response.aclose()
+    async with _checkout(url) as client:
+        request = client.build_request("POST", url, json=body, headers=headers, timeout=timeout_for(target))
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc) from None
+        try:
+            await _check_stream_response(response)
+            yield response
+        finally:
+            await response.aclose()
 
 
 async def get_json(target: Target, url: str, headers: Mapping[str, str]) -> object:
     """GET a JSON document (model lists), mapping failures like a stream's."""
-    client = get_client()
-    request = client.build_request("GET", url, headers=headers, timeout=timeout_for(target))
-    try:
-        response = await client.send(request, stream=True)
-    except httpx.HTTPError as exc:
-        raise transport_error(exc) from None
-    try:
-        if response.status_code >= 300:
-            raise await error_from_response(response)
-        raw = await _read_capped(response, MAX_JSON_BODY)
-    except httpx.HTTPError as exc:
-        raise transport_error(exc) from None
-    finally:
-        await response.aclose()
+    async with _checkout(url) as client:
+        request = client.build_request("GET", url, headers=headers, timeout=timeout_for(target))
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc) from None
+        try:
+            if response.status_code >= 300:
+                raise await error_from_response(response)
+            raw = await _read_capped(response, MAX_JSON_BODY)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc) from None
+        finally:
+            await response.aclose()
     payload = _loads(raw)
     if payload is None:
         raise ProviderError(ErrorKind.BAD_REQUEST, detail="model list is not JSON")
@@ -336,6 +364,54 @@ def _is_content(item: object) -> bool:
     return not isinstance(item, Comment)
 
 
+class _Watchdog:
+    """Cancels the reading task once ``deadline`` passes while it waits for a read.
+
+    One timer re-armed only when it fires, not one per chunk: ``asyncio.timeout_at``
+    around every read cost a timer and a context manager per token, a tenth of the
+    time a busy server spent per token. Moving the deadline is a float assignment.
+    """
+
+    __slots__ = ("armed_at", "deadline", "fired", "handle", "loop", "reading", "task")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        self.loop = loop
+        self.task = asyncio.current_task()
+        self.deadline = deadline
+        self.reading = False
+        self.fired = False
+        self.armed_at = deadline
+        self.handle = loop.call_at(deadline, self._check)
+
+    def move(self, deadline: float) -> None:
+        self.deadline = deadline
+        if deadline < self.armed_at:  # only the switch from first-token to read limit
+            self.handle.cancel()
+            self._arm(deadline)
+
+    def _arm(self, when: float) -> None:
+        self.armed_at = when
+        self.handle = self.loop.call_at(when, self._check)
+
+    def _check(self) -> None:
+        now = self.loop.time()
+        if now < self.deadline:
+            self._arm(self.deadline)
+        elif not self.reading:
+            # The consumer is busy between reads: that time is not the upstream's silence.
+            self._arm(now + 0.05)
+        elif self.task is not None:
+            self.fired = True
+            self.task.cancel()
+
+    def expired(self) -> bool:
+        """True when the read was cancelled by this watchdog and by nothing else."""
+        return self.fired and self.task is not None and self.task.uncancel() == 0
+
+    def close(self) -> None:
+        self.handle.cancel()
+
+
 async def iter_items(
     response: httpx.Response,
     target: Target,
@@ -355,31 +431,36 @@ async def iter_items(
     chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
     started = False
     final = False
-    deadline = loop.time() + target.first_token_timeout
+    watchdog = _Watchdog(loop, loop.time() + target.first_token_timeout)
     try:
         while True:
+            watchdog.reading = True
             try:
-                async with asyncio.timeout_at(deadline):
-                    chunk = await chunks.__anext__()
+                chunk = await chunks.__anext__()
             except StopAsyncIteration:
                 break
-            except TimeoutError:
+            except asyncio.CancelledError:
+                if not watchdog.expired():
+                    raise
                 what = "content" if started else "first content"
                 limit = target.read_timeout if started else target.first_token_timeout
                 raise ProviderError(ErrorKind.TIMEOUT, detail=f"no {what} for {limit:g}s") from None
             except httpx.HTTPError as exc:
                 raise transport_error(exc, started=started) from None
+            finally:
+                watchdog.reading = False
             items = decoder.feed(chunk)
             for item in items:
                 if is_content(item):
                     started = True
-                    deadline = loop.time() + target.read_timeout
+                    watchdog.move(loop.time() + target.read_timeout)
                     break
             for item in items:
                 if is_final is not None and is_final(item):
                     final = True
                 yield item
     finally:
+        watchdog.close()
         if final:
             await _drain(chunks)
         await chunks.aclose()

@@ -1,0 +1,230 @@
+"""httpx over plain asyncio sockets: a network backend whose read takes all that has arrived.
+
+httpx reads through httpcore, which by default reads through anyio. anyio hands over one
+chunk per ``data_received``, so when the event loop falls behind, a stream whose tokens
+arrived as twenty TCP segments is read twenty times, each read walking the whole httpx
+stack again; that is how 100 streams at 50 tokens/s saturated a core. This backend keeps
+one growing buffer per connection and a read returns all of it, so the busier the loop,
+the more tokens each read carries and the less each token costs.
+
+It plugs into httpcore's documented network-backend seam; httpx's own transport still
+maps requests, responses and errors. Only what httpcore asks of a stream is implemented.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import typing
+
+import httpcore
+import httpx
+
+# Stop reading from the socket while this much sits unread (a slow consumer), so a
+# fast upstream cannot grow our memory; resume once it is half drained.
+HIGH_WATER = 256 * 1024
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.eof = False
+        self.error: BaseException | None = None
+        self.waiter: asyncio.Future[None] | None = None
+        self.drained: asyncio.Future[None] | None = None
+        self.paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = typing.cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False  # close our side too: HTTP/1.1 has no use for a half-open socket
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self._wake()
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        if self.drained is None or self.drained.done():
+            self.drained = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+async def _wait(future: asyncio.Future[None], timeout: float | None) -> None:
+    if timeout is None:
+        await future
+        return
+    handle = asyncio.get_running_loop().call_later(timeout, _expire, future)
+    try:
+        await future
+    finally:
+        handle.cancel()
+
+
+class AsyncioStream(httpcore.AsyncNetworkStream):
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        protocol = self._protocol
+        if not protocol.buffer and not protocol.eof:
+            protocol.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await _wait(protocol.waiter, timeout)
+            except TimeoutError:
+                raise httpcore.ReadTimeout("no data within the read timeout") from None
+            finally:
+                protocol.waiter = None
+        buffer = protocol.buffer
+        if buffer:
+            data = bytes(buffer[:max_bytes])
+            del buffer[:max_bytes]
+            if protocol.paused and len(buffer) <= HIGH_WATER // 2:
+                protocol.paused = False
+                self._transport.resume_reading()
+            return data
+        if protocol.error is not None:
+            raise httpcore.ReadError(str(protocol.error) or type(protocol.error).__name__)
+        return b""
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        if self._transport.is_closing():
+            raise httpcore.WriteError("connection closed")
+        self._transport.write(buffer)
+        drained = self._protocol.drained
+        if drained is not None and not drained.done():
+            try:
+                await _wait(drained, timeout)
+            except TimeoutError:
+                raise httpcore.WriteTimeout("could not send within the write timeout") from None
+        if self._protocol.error is not None:
+            raise httpcore.WriteError(str(self._protocol.error))
+
+    async def aclose(self) -> None:
+        self._transport.close()
+        # asyncio closes the socket in a callback; let it run now, so the upstream sees
+        # the hang-up at once even if the caller then blocks the loop.
+        await asyncio.sleep(0)
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                transport = await loop.start_tls(
+                    self._transport, self._protocol, ssl_context, server_hostname=server_hostname
+                )
+        except TimeoutError:
+            self._transport.abort()
+            raise httpcore.ConnectTimeout("TLS handshake timed out") from None
+        except (OSError, ssl.SSLError) as exc:
+            self._transport.abort()
+            raise httpcore.ConnectError(str(exc)) from exc
+        if transport is None:
+            raise httpcore.ConnectError("connection closed during the TLS handshake")
+        return AsyncioStream(typing.cast(asyncio.Transport, transport), self._protocol)
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "is_readable":
+            # httpcore asks this of an idle kept-alive connection: anything there (data
+            # or end of file) means the server has closed it or broken the protocol.
+            return self._protocol.eof or bool(self._protocol.buffer)
+        if info == "client_addr":
+            return self._transport.get_extra_info("sockname")
+        if info == "server_addr":
+            return self._transport.get_extra_info("peername")
+        if info in ("ssl_object", "socket"):
+            return self._transport.get_extra_info(info)
+        return None
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                transport, protocol = await loop.create_connection(
+                    _Protocol, host, port, local_addr=(local_address, 0) if local_address else None
+                )
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"no connection to {host}:{port} within {timeout}s") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        sock = transport.get_extra_info("socket")
+        for option in socket_options or ():
+            sock.setsockopt(*option)  # asyncio already set TCP_NODELAY
+        return AsyncioStream(transport, protocol)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                transport, protocol = await loop.create_unix_connection(_Protocol, path)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"no connection to {path} within {timeout}s") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        return AsyncioStream(transport, protocol)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def transport(ssl_context: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
+    """httpx's transport for one connection at a time, reading through AsyncioBackend."""
+    result = httpx.AsyncHTTPTransport(
+        verify=ssl_context, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1), trust_env=False
+    )
+    # httpx builds its httpcore pool without a way to name the backend; swap the pool for
+    # an identical one that has it (tests/providers/test_transport.py checks it is used).
+    result._pool = httpcore.AsyncConnectionPool(  # noqa: SLF001
+        ssl_context=ssl_context,
+        max_connections=1,
+        max_keepalive_connections=1,
+        keepalive_expiry=5.0,
+        network_backend=AsyncioBackend(),
+    )
+    return result
+
