@@ -123,21 +123,54 @@ async def stream_one(tab: Tab, model: str, stop_after: float | None = None) -> d
                 return out
 
 
+async def probe_lag(tab: Tab, done: asyncio.Event) -> list[float]:
+    """Ping round trips on a socket of its own, every 50 ms until `done`.
+
+    A pong needs only the event loop, so beyond the two loopback hops (the idle round
+    trip, reported beside it) the time is the server's event-loop lag.
+    """
+    rtts: list[float] = []
+    for _ in range(2000):
+        if done.is_set():
+            break
+        sent = time.monotonic()
+        await tab.ws.send('{"type":"ping"}')
+        async with asyncio.timeout(30):
+            while json.loads(await tab.ws.recv())["type"] != "pong":
+                pass
+        rtts.append((time.monotonic() - sent) * 1000)
+        await asyncio.sleep(0.05)
+    return rtts
+
+
 async def enqueue(fake: Fake, count: int, tokens: int) -> None:
     for _ in range(count):
         await fake.enqueue(tokens=["x"] * tokens, tokens_per_second=TPS, stamp=True, usage=[10, tokens])
 
 
-async def streaming_round(live: TracedServer, fake: Fake, tabs: list[Tab], model: str) -> dict[str, Any]:
-    """Every tab streams one full answer at once; latency, CPU, RSS, frames, database writes."""
+async def streaming_round(
+    live: TracedServer, fake: Fake, tabs: list[Tab], model: str, prober: Tab
+) -> dict[str, Any]:
+    """Every tab streams one full answer at once; latency, loop lag, CPU, RSS, frames, writes."""
     assert live.process is not None
     pid = live.process.pid
+    idle_rtts: list[float] = []
+    for _ in range(20):
+        sent = time.monotonic()
+        await prober.ws.send('{"type":"ping"}')
+        while json.loads(await prober.ws.recv())["type"] != "pong":
+            pass
+        idle_rtts.append((time.monotonic() - sent) * 1000)
     await enqueue(fake, len(tabs), TOKENS)
     counts_before, cpu_before = live.counts(), cpu_seconds(pid)
     fake_cpu_before, client_cpu_before = cpu_seconds(fake.proc.pid), time.process_time()
     started = time.monotonic()
+    done = asyncio.Event()
+    probing = asyncio.create_task(probe_lag(prober, done))
     answers = await asyncio.gather(*(stream_one(t, model) for t in tabs), return_exceptions=True)
     wall = time.monotonic() - started
+    done.set()
+    lag = await probing
     cpu = cpu_seconds(pid) - cpu_before
     rss = rss_mb(pid)
     fake_cpu = cpu_seconds(fake.proc.pid) - fake_cpu_before
@@ -171,6 +204,10 @@ async def streaming_round(live: TracedServer, fake: Fake, tabs: list[Tab], model
         "frame_delay_after_newest_token_p95_ms": pct(frame_ms, 95),
         "frame_delay_after_newest_token_p99_ms": pct(frame_ms, 99),
         "frame_delay_after_newest_token_max_ms": max(frame_ms, default=float("nan")),
+        "ping_rtt_idle_p50_ms": pct(idle_rtts, 50),
+        "ping_rtt_under_load_p50_ms": pct(lag, 50),
+        "ping_rtt_under_load_p95_ms": pct(lag, 95),
+        "ping_rtt_under_load_max_ms": max(lag, default=float("nan")),
         "frames_per_answer": statistics.mean(a["frames"] for a in ok) if ok else float("nan"),
         "wall_s": wall,
         "cpu_s": cpu,
@@ -232,16 +269,17 @@ async def one_server(coalesce_ms: int | None, idle: int) -> dict[str, Any]:
         live.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake.url + "/v1",
                     "--model", "fake-model=Fake", "--default", "fake-model")
         model = model_id(live)
-        cookies = make_sessions(live, idle + STREAMS)
+        cookies = make_sessions(live, idle + STREAMS + 1)
+        prober = await Tab.open(live, cookies.pop())
         stream_tabs = await open_tabs(live, cookies[:STREAMS])
-        tabs += stream_tabs
+        tabs += [prober, *stream_tabs]
         await enqueue(fake, 3, 5)  # warm: connections, imports, first queries
         await asyncio.gather(*(stream_one(t, model) for t in stream_tabs[:3]))
         if idle:
             idle_tabs, figures = await idle_sockets(live, cookies[STREAMS:])
             tabs += idle_tabs
             results.update(figures)
-        results.update(await streaming_round(live, fake, stream_tabs, model))
+        results.update(await streaming_round(live, fake, stream_tabs, model, prober))
         results.update(await stop_round(fake, stream_tabs, model))
         db = sqlite3.connect(live.env["SQLITE_PATH"])
         results["streaming_left"] = db.execute("select count(*) from chat_message where status='streaming'").fetchone()[0]
@@ -258,6 +296,7 @@ async def _run() -> dict[str, Any]:
     off = await one_server(0, 0)
     results = dict(on)
     for key in ("frames_per_answer", "cpu_s", "cpu_percent_of_one_core", "added_latency_p95_ms",
+                "ping_rtt_under_load_p95_ms",
                 "lost_or_truncated", "db_writes_per_s"):
         results[f"coalescing_off_{key}"] = off[key]
     results["coalescing_frames_saved_percent"] = 100 * (1 - on["frames_per_answer"] / off["frames_per_answer"])

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 
 from chat.models import ChatModel, Conversation, Message
 from tests.conftest import open_socket, session_cookie
@@ -288,3 +289,17 @@ async def test_a_reconnected_socket_resumes_without_missing_or_repeating_text(al
             text, seq = text + frame["text"], frame["seq"]
     assert text == "".join(tokens)
     assert any(f.get("replace") for f in rest)
+
+
+async def test_a_ping_is_answered_while_the_database_thread_is_busy(alice: Any, connect: Any) -> None:
+    # Frames that need no query (ping, and Stop's cancel) must not queue behind other
+    # users' saves on the one database thread.
+    sock = await connect(alice)
+    busy = asyncio.create_task(database_sync_to_async(time.sleep)(2.0))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await sock.send({"type": "ping"})
+    assert (await sock.recv(timeout=1.5))["type"] == "pong"
+    assert time.monotonic() - started < 1.0
+    assert not busy.done()
+    await busy
