@@ -16,14 +16,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.consumer import get_handler_name
 
 from chat import frames
 from chat.access import ModelUnavailable, NotFound, access_conversation, access_message
 from chat.generation import hub, registry
-from chat.serializers import message_json, replay_frames, saved_end_frame
+from chat.serializers import replay_frames, saved_end_frame
 from chat.services import Posted, Prepared, prepare_continue, prepare_regenerate, prepare_send
 
 log = logging.getLogger(__name__)

@@ -168,6 +168,20 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         return None
 
 
+async def _connect(
+    opening: typing.Awaitable[tuple[asyncio.Transport, _Protocol]], where: str, timeout: float | None
+) -> AsyncioStream:
+    """Await a connection, mapping failures to the httpcore errors httpx turns into its own."""
+    try:
+        async with asyncio.timeout(timeout):
+            transport, protocol = await opening
+    except TimeoutError:
+        raise httpcore.ConnectTimeout(f"no connection to {where} within {timeout}s") from None
+    except OSError as exc:
+        raise httpcore.ConnectError(str(exc)) from exc
+    return AsyncioStream(transport, protocol)
+
+
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
     async def connect_tcp(
         self,
@@ -178,19 +192,12 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_connection(
-                    _Protocol, host, port, local_addr=(local_address, 0) if local_address else None
-                )
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"no connection to {host}:{port} within {timeout}s") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        sock = transport.get_extra_info("socket")
+        local = (local_address, 0) if local_address else None
+        stream = await _connect(loop.create_connection(_Protocol, host, port, local_addr=local), f"{host}:{port}", timeout)
+        sock = stream.get_extra_info("socket")
         for option in socket_options or ():
             sock.setsockopt(*option)  # asyncio already set TCP_NODELAY
-        return AsyncioStream(transport, protocol)
+        return stream
 
     async def connect_unix_socket(
         self,
@@ -198,15 +205,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_unix_connection(_Protocol, path)
-        except TimeoutError:
-            raise httpcore.ConnectTimeout(f"no connection to {path} within {timeout}s") from None
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        return AsyncioStream(transport, protocol)
+        return await _connect(asyncio.get_running_loop().create_unix_connection(_Protocol, path), path, timeout)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -219,7 +218,7 @@ def transport(ssl_context: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
     )
     # httpx builds its httpcore pool without a way to name the backend; swap the pool for
     # an identical one that has it (tests/providers/test_transport.py checks it is used).
-    result._pool = httpcore.AsyncConnectionPool(  # noqa: SLF001
+    result._pool = httpcore.AsyncConnectionPool(
         ssl_context=ssl_context,
         max_connections=1,
         max_keepalive_connections=1,

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpcore
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -44,7 +45,7 @@ def certificate(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A self-signed certificate for 127.0.0.1: (server context, client context trusting it)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "parley-test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name).issuer_name(name).public_key(key.public_key())
@@ -85,12 +86,13 @@ async def test_a_stream_over_tls_is_read_through_the_asyncio_backend(
 
     server, port = await serve(handler, server_context)
     async with server:
-        import httpx
-
-        async with httpx.AsyncClient(transport=transport(client_context)) as client:
-            async with client.stream("POST", f"https://127.0.0.1:{port}/v1/chat/completions") as response:
-                assert isinstance(response.extensions["network_stream"], AsyncioStream)
-                body = b"".join([chunk async for chunk in response.aiter_bytes()])
+        url = f"https://127.0.0.1:{port}/v1/chat/completions"
+        async with (
+            httpx.AsyncClient(transport=transport(client_context)) as client,
+            client.stream("POST", url) as response,
+        ):
+            assert isinstance(response.extensions["network_stream"], AsyncioStream)
+            body = b"".join([chunk async for chunk in response.aiter_bytes()])
     assert body == b"data: one\n\ndata: two\n\n"
 
 
@@ -142,7 +144,7 @@ async def test_a_reader_that_falls_behind_stops_taking_from_the_socket_and_loses
         stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=5)
         assert isinstance(stream, AsyncioStream)
         await asyncio.sleep(0.3)  # the server writes as fast as it can; nobody reads
-        buffered = len(stream._protocol.buffer)  # noqa: SLF001 - the bound is the behaviour under test
+        buffered = len(stream._protocol.buffer)
         assert 0 < buffered <= HIGH_WATER + 256 * 1024
         assert not done.is_set(), "the sender should be held back by TCP, not by our memory"
         received = bytearray()
