@@ -155,6 +155,9 @@ PARLEY_COALESCE_MS = env.int("PARLEY_COALESCE_MS", default=25)
 PARLEY_CHECKPOINT_SECONDS = env.float("PARLEY_CHECKPOINT_SECONDS", default=2.0)
 PARLEY_CHECKPOINT_CHARS = env.int("PARLEY_CHECKPOINT_CHARS", default=8000)
 PARLEY_MAX_MESSAGE_CHARS = env.int("PARLEY_MAX_MESSAGE_CHARS", default=100_000)
+# A socket with more than this many bytes of frames it has not taken off the wire is cut
+# (it reconnects and resumes): a browser that stops reading cannot grow server memory.
+PARLEY_MAX_UNSENT_BYTES = env.int("PARLEY_MAX_UNSENT_BYTES", default=4 * 1024 * 1024)
 # Admission control: above this many answers in flight, new sends are told to retry later.
 PARLEY_MAX_ACTIVE_GENERATIONS = env.int("PARLEY_MAX_ACTIVE_GENERATIONS", default=300)
 PARLEY_BUSY_RETRY_SECONDS = env.int("PARLEY_BUSY_RETRY_SECONDS", default=5)

@@ -424,6 +424,65 @@ def test_a_client_that_stops_reading_does_not_slow_another_users_stream(fake_ser
         live.stop()
 
 
+def test_a_client_that_stops_reading_is_cut_past_the_unsent_cap_and_its_answer_is_kept(
+    fake_server: FakeProvider,
+) -> None:
+    """Over real TCP (Daphne): past PARLEY_MAX_UNSENT_BYTES the stuck socket is dropped, not buffered."""
+    import websockets.exceptions
+    import websockets.sync.client
+
+    from bench.relay import make_sessions, model_id
+    from tests.live import LiveServer
+
+    fake_server.reset()
+    live = LiveServer(extra_env={"PARLEY_MAX_UNSENT_BYTES": str(256 * 1024)}).start()
+    try:
+        live.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake_server.url + "/v1",
+                    "--model", "fake-model")
+        (cookie,) = make_sessions(live, 1)
+        model = model_id(live)
+        big = [("y" * 99) + " " for _ in range(40_000)]  # 4 MB, sixteen times the cap
+        fake_server.enqueue(Script(tokens=big))
+        slow = websockets.sync.client.connect(
+            live.url.replace("http", "ws") + "/ws/chat/",
+            additional_headers={"Cookie": cookie, "Origin": live.url},
+            max_queue=1,
+            max_size=None,
+        )
+        slow.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.send(json.dumps({"type": "send", "client_id": str(uuid.uuid4()), "conversation": None,
+                              "model": model, "content": "big"}))
+
+        db = sqlite3.connect(live.env["SQLITE_PATH"])
+        row = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            row = db.execute(
+                "select a.status, length(a.content) from chat_message a join chat_message u "
+                "on a.parent_id = u.id where u.content = 'big'"
+            ).fetchone()
+            if row and row[0] != "streaming":
+                break
+            time.sleep(0.1)
+        db.close()
+        assert row == ("complete", len("".join(big))), "the answer belongs to the server and is saved whole"
+
+        # What reached the client before the cut can be read; then the connection is gone.
+        cut = False
+        for _ in range(10_000):
+            try:
+                slow.recv(timeout=5)
+            except websockets.exceptions.ConnectionClosed:
+                cut = True
+                break
+            except TimeoutError:
+                break
+        assert cut, "a client that stopped reading should have been disconnected"
+        assert "stopped reading" in live.log()
+    finally:
+        live.stop()
+
+
 # ---- the database has trouble ----------------------------------------------------------
 
 

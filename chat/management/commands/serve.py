@@ -16,6 +16,7 @@ import signal
 import sys
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from chat.services import do_recover_orphans
@@ -46,6 +47,7 @@ class Command(BaseCommand):
         from chatsite.asgi import application
 
         _allow_service_restart_close_code()
+        _bound_unsent_frames(settings.PARLEY_MAX_UNSENT_BYTES)
 
         server = Server(
             application=application,
@@ -85,6 +87,37 @@ class Command(BaseCommand):
 
 
 SERVICE_RESTART = 1012
+
+
+def _bound_unsent_frames(limit: int) -> None:
+    """Cut a socket whose client has stopped taking frames off the wire.
+
+    Daphne hands every frame to Twisted at once, and Twisted buffers what the peer does not
+    read without bound, so the consumer's outbox never fills: a stuck browser would hold its
+    whole answer (and every later one) in server memory. Past ``limit`` unsent bytes the
+    connection is aborted; the answer carries on server-side, and the browser reconnects and
+    resumes it in one frame. A close frame would only queue behind the backlog.
+    """
+    from daphne.ws_protocol import WebSocketProtocol
+
+    original = WebSocketProtocol.serverSend
+
+    def server_send(self: Any, content: Any, binary: bool = False) -> None:
+        transport = self.transport
+        # Twisted's FileDescriptor: bytes in its write buffer not yet taken by the socket.
+        unsent = (
+            len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
+            + getattr(transport, "_tempDataLen", 0)
+        )
+        if unsent > limit:
+            if not getattr(self, "parley_cut", False):
+                self.parley_cut = True
+                log.warning("cut a WebSocket whose client stopped reading (%d bytes unsent)", unsent)
+                transport.abortConnection()
+            return
+        original(self, content, binary)
+
+    WebSocketProtocol.serverSend = server_send
 
 
 def _allow_service_restart_close_code() -> None:
