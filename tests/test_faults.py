@@ -349,9 +349,45 @@ def _other_users_stream_seconds(live: Any, cookie: str, model: str, tokens: int,
     return asyncio.run(run())
 
 
+def _stuck_reader_asking_big(live: Any, cookie: str, model: str) -> Any:
+    """A socket that sends "big" and then, after a frame or two, stops reading from TCP.
+
+    max_queue=1 and a tiny receive buffer make the server's writes back up.
+    """
+    import websockets.sync.client
+
+    slow = websockets.sync.client.connect(
+        live.url.replace("http", "ws") + "/ws/chat/",
+        additional_headers={"Cookie": cookie, "Origin": live.url},
+        max_queue=1,
+        max_size=None,
+    )
+    slow.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.send(json.dumps({"type": "send", "client_id": str(uuid.uuid4()), "conversation": None,
+                          "model": model, "content": "big"}))
+    return slow
+
+
+def _answer_to_big(live: Any) -> tuple[str, int] | None:
+    """(status, length) of the answer to the message "big", once it has stopped streaming."""
+    db = sqlite3.connect(live.env["SQLITE_PATH"])
+    row = None
+    try:
+        for _ in range(300):  # 30 s
+            row = db.execute(
+                "select a.status, length(a.content) from chat_message a join chat_message u "
+                "on a.parent_id = u.id where u.content = 'big'"
+            ).fetchone()
+            if row and row[0] != "streaming":
+                break
+            time.sleep(0.1)
+    finally:
+        db.close()
+    return row
+
+
 def test_a_client_that_stops_reading_does_not_slow_another_users_stream(fake_server: FakeProvider) -> None:
     """Over real TCP (Daphne): one socket never reads a 4 MB answer; Bob's stream keeps its pace."""
-    import websockets.sync.client
 
     from bench.relay import make_sessions, model_id
     from tests.live import LiveServer
@@ -378,26 +414,7 @@ def test_a_client_that_stops_reading_does_not_slow_another_users_stream(fake_ser
 
         big = [("x" * 99) + " " for _ in range(40_000)]  # 4 MB, as fast as the fake can send
         fake_server.enqueue(Script(tokens=big))
-        # max_queue=1 and a tiny receive buffer: after a frame or two this client stops
-        # reading from TCP entirely, so the server's writes back up.
-        slow = websockets.sync.client.connect(
-            live.url.replace("http", "ws") + "/ws/chat/",
-            additional_headers={"Cookie": slow_cookie, "Origin": live.url},
-            max_queue=1,
-            max_size=None,
-        )
-        slow.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        slow.send(
-            json.dumps(
-                {
-                    "type": "send",
-                    "client_id": str(uuid.uuid4()),
-                    "conversation": None,
-                    "model": model,
-                    "content": "big",
-                }
-            )
-        )
+        slow = _stuck_reader_asking_big(live, slow_cookie, model)
         fake_server.wait_for_requests(2)
         fake_server.enqueue(Script(tokens=[f"b{i} " for i in range(bob_tokens)], tokens_per_second=tps))
         beside_slow = _other_users_stream_seconds(live, bob_cookie, model, bob_tokens, tps)
@@ -406,18 +423,7 @@ def test_a_client_that_stops_reading_does_not_slow_another_users_stream(fake_ser
         )
 
         # The stuck reader's answer is still saved in full: it belongs to the server.
-        db = sqlite3.connect(live.env["SQLITE_PATH"])
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            row = db.execute(
-                "select a.status, length(a.content) from chat_message a join chat_message u "
-                "on a.parent_id = u.id where u.content = 'big'"
-            ).fetchone()
-            if row and row[0] != "streaming":
-                break
-            time.sleep(0.1)
-        db.close()
-        assert row == ("complete", len("".join(big)))
+        assert _answer_to_big(live) == ("complete", len("".join(big)))
         with contextlib.suppress(Exception):
             slow.close()
     finally:
@@ -429,7 +435,6 @@ def test_a_client_that_stops_reading_is_cut_past_the_unsent_cap_and_its_answer_i
 ) -> None:
     """Over real TCP (Daphne): past PARLEY_MAX_UNSENT_BYTES the stuck socket is dropped, not buffered."""
     import websockets.exceptions
-    import websockets.sync.client
 
     from bench.relay import make_sessions, model_id
     from tests.live import LiveServer
@@ -443,29 +448,8 @@ def test_a_client_that_stops_reading_is_cut_past_the_unsent_cap_and_its_answer_i
         model = model_id(live)
         big = [("y" * 99) + " " for _ in range(40_000)]  # 4 MB, sixteen times the cap
         fake_server.enqueue(Script(tokens=big))
-        slow = websockets.sync.client.connect(
-            live.url.replace("http", "ws") + "/ws/chat/",
-            additional_headers={"Cookie": cookie, "Origin": live.url},
-            max_queue=1,
-            max_size=None,
-        )
-        slow.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        slow.send(json.dumps({"type": "send", "client_id": str(uuid.uuid4()), "conversation": None,
-                              "model": model, "content": "big"}))
-
-        db = sqlite3.connect(live.env["SQLITE_PATH"])
-        row = None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            row = db.execute(
-                "select a.status, length(a.content) from chat_message a join chat_message u "
-                "on a.parent_id = u.id where u.content = 'big'"
-            ).fetchone()
-            if row and row[0] != "streaming":
-                break
-            time.sleep(0.1)
-        db.close()
-        assert row == ("complete", len("".join(big))), "the answer belongs to the server and is saved whole"
+        slow = _stuck_reader_asking_big(live, cookie, model)
+        assert _answer_to_big(live) == ("complete", len("".join(big))), "the answer is saved whole"
 
         # What reached the client before the cut can be read; then the connection is gone.
         cut = False
