@@ -124,6 +124,16 @@ async def stream_one(tab: Tab, model: str, stop_after: float | None = None) -> d
                 return out
 
 
+async def ping_ms(tab: Tab) -> float:
+    """One ping's round trip on a tab that receives nothing else."""
+    sent = time.monotonic()
+    await tab.ws.send('{"type":"ping"}')
+    async with asyncio.timeout(30):
+        while json.loads(await tab.ws.recv())["type"] != "pong":
+            pass
+    return (time.monotonic() - sent) * 1000
+
+
 async def probe_lag(tab: Tab, done: asyncio.Event) -> list[float]:
     """Ping round trips on a socket of its own, every 50 ms until `done`.
 
@@ -134,12 +144,7 @@ async def probe_lag(tab: Tab, done: asyncio.Event) -> list[float]:
     for _ in range(2000):
         if done.is_set():
             break
-        sent = time.monotonic()
-        await tab.ws.send('{"type":"ping"}')
-        async with asyncio.timeout(30):
-            while json.loads(await tab.ws.recv())["type"] != "pong":
-                pass
-        rtts.append((time.monotonic() - sent) * 1000)
+        rtts.append(await ping_ms(tab))
         await asyncio.sleep(0.05)
     return rtts
 
@@ -155,13 +160,7 @@ async def streaming_round(
     """Every tab streams one full answer at once; latency, loop lag, CPU, RSS, frames, writes."""
     assert live.process is not None
     pid = live.process.pid
-    idle_rtts: list[float] = []
-    for _ in range(20):
-        sent = time.monotonic()
-        await prober.ws.send('{"type":"ping"}')
-        while json.loads(await prober.ws.recv())["type"] != "pong":
-            pass
-        idle_rtts.append((time.monotonic() - sent) * 1000)
+    idle_rtts = [await ping_ms(prober) for _ in range(20)]
     await enqueue(fake, len(tabs), TOKENS)
     counts_before, cpu_before = live.counts(), cpu_seconds(pid)
     fake_cpu_before, client_cpu_before = cpu_seconds(fake.proc.pid), time.process_time()

@@ -405,7 +405,11 @@ class _Watchdog:
             self.task.cancel()
 
     def expired(self) -> bool:
-        """True when the read was cancelled by this watchdog and by nothing else."""
+        """True when the read was cancelled by this watchdog and by nothing else.
+
+        Withdraws the watchdog's cancellation (``Task.uncancel``) as it answers, so the
+        task carries on to raise TIMEOUT; an outside cancel (Stop) is left standing.
+        """
         return self.fired and self.task is not None and self.task.uncancel() == 0
 
     def close(self) -> None:
