@@ -1,7 +1,7 @@
 """Parley's one settings module: everything that varies comes from the environment.
 
-Defaults serve a laptop (SQLite in WAL mode, the in-memory channel layer); DATABASE_URL
-and REDIS_URL switch to PostgreSQL and Redis. Every variable is documented in
+Defaults serve a laptop (SQLite in WAL mode, an in-process hub); DATABASE_URL
+and REDIS_URL switch to PostgreSQL and Redis (shared cache). Every variable is documented in
 .env.example. Secrets never fall back to a baked-in value outside DEBUG.
 """
 
@@ -102,14 +102,26 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Channels -----------------------------------------------------------------------
+# --- Channels and Redis ------------------------------------------------------------
+# No channel layer: frames reach sockets through chat's in-process hub, never through
+# Channels' layer. With a layer configured, every consumer also blocks on a layer receive,
+# which on channels_redis is a BZPOPMIN of 5 s under redis-py's 5 s socket timeout: every
+# idle socket was closed with 1011 after ~6 s, and a Redis outage would close them all.
+CHANNEL_LAYERS: dict[str, dict[str, object]] = {}
+# Redis (REDIS_URL) holds what several processes must share: Django's cache (counters,
+# catalogue invalidation). Timeouts bound every command: a Redis that stops answering
+# costs a request a few seconds, never a hang.
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Auth ---------------------------------------------------------------------------
 LOGIN_URL = "login"

@@ -1,4 +1,4 @@
-"""The same chat on PostgreSQL and the Redis channel layer, switched on by DATABASE_URL/REDIS_URL.
+"""The same chat on PostgreSQL and Redis, switched on by DATABASE_URL/REDIS_URL.
 
 Uses the services this machine runs on loopback; under CI their absence is a failure.
 """
@@ -6,8 +6,10 @@ Uses the services this machine runs on loopback; under CI their absence is a fai
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -48,7 +50,7 @@ def pg_database() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_a_chat_streams_and_is_saved_on_postgresql_with_the_redis_channel_layer(
+def test_a_chat_streams_and_is_saved_on_postgresql_with_redis(
     pg_database: str, fake_server: FakeProvider
 ) -> None:
     require(6379, "Redis")
@@ -59,9 +61,9 @@ def test_a_chat_streams_and_is_saved_on_postgresql_with_the_redis_channel_layer(
         settings_used = live.manage(
             "shell", "-c",
             "from django.conf import settings; from django.db import connection; "
-            "print(connection.vendor, settings.CHANNEL_LAYERS['default']['BACKEND'])",
+            "print(connection.vendor, settings.CACHES['default']['BACKEND'])",
         )
-        assert "postgresql channels_redis.core.RedisChannelLayer" in settings_used
+        assert "postgresql django.core.cache.backends.redis.RedisCache" in settings_used
         live.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake_server.url + "/v1",
                     "--model", "fake-model")
         cookie, model = make_sessions(live, 1)[0], model_id(live)
@@ -80,3 +82,44 @@ def test_a_chat_streams_and_is_saved_on_postgresql_with_the_redis_channel_layer(
     with psycopg.connect(pg_database) as conn:
         rows = conn.execute("select role, content, status, output_tokens from chat_message order by created").fetchall()
     assert rows == [("user", "Where will this be saved?", "complete", None), ("assistant", "Saved in Postgres.", "complete", 3)]
+
+
+# redis-py's socket timeout is 5 s; channels_redis blocked on Redis for 5 s per receive, so
+# sockets died at ~6 s. Three times that, idle and mid-answer, shows nothing times out.
+HELD_SECONDS = 16
+
+
+def test_an_idle_socket_and_a_slow_answer_outlive_redis_timeouts(fake_server: FakeProvider) -> None:
+    require(6379, "Redis")
+    fake_server.reset()
+    tokens = [f"t{i} " for i in range(HELD_SECONDS * 2)]
+    fake_server.enqueue(Script(tokens=tokens, tokens_per_second=2))  # 16 s of answer
+    live = LiveServer({"REDIS_URL": REDIS}).start()
+    try:
+        live.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake_server.url + "/v1",
+                    "--model", "fake-model")
+        idle_cookie, busy_cookie = make_sessions(live, 2)
+        model = model_id(live)
+
+        async def hold() -> tuple[dict[str, object], dict[str, object]]:
+            idle = await Tab.open(live, idle_cookie)
+            busy = await Tab.open(live, busy_cookie)
+            try:
+                answer = await busy.ask(model, "Take your time.")
+                # The idle socket said nothing for the whole answer; it must still be open.
+                await idle.ws.send('{"type": "ping"}')
+                pong = json.loads(await asyncio.wait_for(idle.ws.recv(), 5))
+                return answer, pong
+            finally:
+                await idle.ws.close()
+                await busy.ws.close()
+
+        started = time.monotonic()
+        answer, pong = asyncio.run(hold())
+        held = time.monotonic() - started
+    finally:
+        live.stop()
+    assert held > HELD_SECONDS - 1
+    assert answer["text"] == "".join(tokens) and answer["end"]["status"] == "complete"  # type: ignore[index]
+    assert pong == {"type": "pong"}
+    assert "Timeout reading" not in live.log()
