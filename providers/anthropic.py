@@ -2,7 +2,7 @@
 
 Its stream is a sequence of named events ending in ``message_stop``; usage is split
 between ``message_start`` (input) and ``message_delta`` (cumulative output), so the
-latest value of each field wins, never a sum. ``ping`` events are keep-alives.
+latest value of each field wins, never a sum (providers.streaming merges them). ``ping`` events are keep-alives.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from providers import http
+from providers import http, streaming
 from providers.base import (
     ChatRequest,
     Done,
@@ -26,6 +26,7 @@ from providers.base import (
     Usage,
 )
 from providers.sse import SSEDecoder, SSEEvent
+from providers.streaming import END, _End
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # the API requires one; generous enough for a chat turn
@@ -103,15 +104,6 @@ def parse_event(name: str, obj: object) -> list[Event]:
     return []  # ping, content_block_start/stop, and event types added after this was written
 
 
-def _merge(old: Usage | None, new: Usage) -> Usage:
-    if old is None:
-        return new
-    return Usage(
-        new.input_tokens if new.input_tokens is not None else old.input_tokens,
-        new.output_tokens if new.output_tokens is not None else old.output_tokens,
-    )
-
-
 def _is_content(item: object) -> bool:
     return isinstance(item, SSEEvent) and item.event != "ping"
 
@@ -120,34 +112,31 @@ def _is_final(item: object) -> bool:
     return isinstance(item, SSEEvent) and item.event == "message_stop"
 
 
-async def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
+def _read(item: object) -> list[Event] | _End:
+    if not isinstance(item, SSEEvent) or item.event == "ping":
+        return []
+    if item.event == "message_stop":
+        return END
+    try:
+        obj = json.loads(item.data)
+    except ValueError:
+        raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed event (not JSON)") from None
+    return parse_event(item.event, obj)
+
+
+def _finish(done: Done | None, shown: bool, eof: bool) -> Done:
+    if eof:
+        raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without message_stop")
+    return done or Done()
+
+
+def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
     """Stream one message; usage and Done come last, and only after ``message_stop``."""
     url = http.join_url(target.base_url, "v1/messages")
-    done: Done | None = None
-    usage: Usage | None = None
-    body, headers = build_body(target, request), headers_for(target)
-    async with http.stream_items(target, url, body, headers, SSEDecoder(), _is_content, _is_final) as sse:
-        async for item in sse:
-            if not isinstance(item, SSEEvent) or item.event == "ping":
-                continue
-            if item.event == "message_stop":
-                break
-            try:
-                obj = json.loads(item.data)
-            except ValueError:
-                raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed event (not JSON)") from None
-            for event in parse_event(item.event, obj):
-                if isinstance(event, Usage):
-                    usage = _merge(usage, event)
-                elif isinstance(event, Done):
-                    done = event
-                else:
-                    yield event
-        else:
-            raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without message_stop")
-    if usage is not None:
-        yield usage
-    yield done or Done()
+    return streaming.run(
+        target, url, build_body(target, request), headers_for(target), SSEDecoder(), _read, _finish,
+        is_content=_is_content, is_final=_is_final,
+    )
 
 
 async def list_models(target: Target) -> list[ModelInfo]:

@@ -139,6 +139,8 @@ class ProviderError(Exception):
         self.status = status
         self.retry_after = retry_after
         self.ref = secrets.token_hex(4)
+        # What the provider reported before failing (input tokens from a stream's start).
+        self.usage: Usage | None = None
         super().__init__(f"{kind.value}: {self.message}")
 
     @property

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-from providers import http
+from providers import http, streaming
 from providers.base import (
     ChatRequest,
     Done,
@@ -128,37 +128,29 @@ def parse_chunk(obj: object) -> list[Event]:
     return events
 
 
-async def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
-    """Stream one answer; usage (the last, cumulative one) and Done come last."""
-    path = f"v1beta/models/{quote(request.model, safe='')}:streamGenerateContent?alt=sse"
-    url = http.join_url(target.base_url, path)
-    done: Done | None = None
-    usage: Usage | None = None
-    shown = False
-    body, headers = build_body(target, request), headers_for(target)
-    async with http.stream_items(target, url, body, headers, SSEDecoder()) as items:
-        async for item in items:
-            if not isinstance(item, SSEEvent):
-                continue
-            try:
-                obj = json.loads(item.data)
-            except ValueError:
-                raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed chunk (not JSON)") from None
-            for event in parse_chunk(obj):
-                if isinstance(event, Usage):
-                    usage = event
-                elif isinstance(event, Done):
-                    done = event
-                else:
-                    shown = True
-                    yield event
+def _read(item: object) -> list[Event]:
+    if not isinstance(item, SSEEvent):
+        return []
+    try:
+        obj = json.loads(item.data)
+    except ValueError:
+        raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed chunk (not JSON)") from None
+    return parse_chunk(obj)
+
+
+def _finish(done: Done | None, shown: bool, eof: bool) -> Done:
     if done is None:
         raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without finishReason")
     if done.finish_reason is FinishReason.CONTENT_FILTER and not shown:
         raise ProviderError(ErrorKind.CONTENT_FILTER, done.detail or None, detail="blocked before any text")
-    if usage is not None:
-        yield usage
-    yield done
+    return done
+
+
+def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
+    """Stream one answer; usage (the last, cumulative one) and Done come last."""
+    path = f"v1beta/models/{quote(request.model, safe='')}:streamGenerateContent?alt=sse"
+    url = http.join_url(target.base_url, path)
+    return streaming.run(target, url, build_body(target, request), headers_for(target), SSEDecoder(), _read, _finish)
 
 
 async def list_models(target: Target) -> list[ModelInfo]:

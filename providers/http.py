@@ -360,7 +360,8 @@ class Decoder(Protocol[T]):
     def end(self) -> list[T]: ...
 
 
-def _is_content(item: object) -> bool:
+def is_content(item: object) -> bool:
+    """Everything but keep-alive comments counts as the upstream still talking."""
     return not isinstance(item, Comment)
 
 
@@ -420,7 +421,7 @@ async def iter_items(
     response: httpx.Response,
     target: Target,
     decoder: Decoder[T],
-    is_content: Callable[[T], bool] = _is_content,
+    is_content: Callable[[T], bool] = is_content,
     is_final: Callable[[T], bool] | None = None,
 ) -> AsyncGenerator[T, None]:
     """Decoded items of a response body, raising TIMEOUT when content stops coming.
@@ -490,7 +491,7 @@ async def stream_items(
     body: dict[str, Any],
     headers: Mapping[str, str],
     decoder: Decoder[T],
-    is_content: Callable[[T], bool] = _is_content,
+    is_content: Callable[[T], bool] = is_content,
     is_final: Callable[[T], bool] | None = None,
 ) -> AsyncIterator[AsyncIterator[T]]:
     """POST, check, and hand over the decoded items; response and reader closed on exit."""

@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from providers import http
+from providers import http, streaming
 from providers.base import (
     ChatRequest,
     Done,
@@ -91,21 +91,26 @@ def _is_final(line: bytes) -> bool:
     return b'"done":true' in line or b'"done": true' in line
 
 
-async def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
+def _read(line: bytes) -> list[Event]:
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed line (not JSON)") from None
+    return parse_line(obj)
+
+
+def _finish(done: Done | None, shown: bool, eof: bool) -> Done:
+    if done is None:
+        raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without done:true")
+    return done
+
+
+def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
     url = http.join_url(target.base_url, "api/chat")
-    body, headers = build_body(target, request), headers_for(target)
-    async with http.stream_items(target, url, body, headers, NDJSONDecoder(), is_final=_is_final) as lines:
-        async for line in lines:
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed line (not JSON)") from None
-            events = parse_line(obj)
-            for event in events:
-                yield event
-            if events and isinstance(events[-1], Done):
-                return
-    raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without done:true")
+    return streaming.run(
+        target, url, build_body(target, request), headers_for(target), NDJSONDecoder(), _read, _finish,
+        is_final=_is_final, stop_at_done=True,
+    )
 
 
 async def list_models(target: Target) -> list[ModelInfo]:

@@ -16,7 +16,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from providers import http
+from providers import http, streaming
 from providers.base import (
     ChatRequest,
     Done,
@@ -31,6 +31,7 @@ from providers.base import (
     Usage,
 )
 from providers.sse import SSEDecoder, SSEEvent
+from providers.streaming import END, _End
 
 _FINISH = {
     "stop": FinishReason.STOP,
@@ -149,39 +150,33 @@ def _decode(event: SSEEvent) -> object:
         raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed chunk (not JSON)") from None
 
 
-async def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
-    """Stream one chat completion as events; usage and Done always come last."""
-    url = http.join_url(target.base_url, "chat/completions")
-    done: Done | None = None
-    usage: Usage | None = None
-    got_any = False
-    body, headers = build_body(target, request), headers_for(target)
-    async with http.stream_items(target, url, body, headers, SSEDecoder(), is_final=_is_done) as items:
-        async for item in items:
-            if not isinstance(item, SSEEvent):
-                continue
-            if _is_done(item):
-                break
-            obj = _decode(item)
-            if item.event == "error":
-                raise http.error_from_payload(obj)
-            for event in parse_chunk(obj):
-                if isinstance(event, Done):
-                    done = event
-                elif isinstance(event, Usage):
-                    usage = event
-                else:
-                    got_any = True
-                    yield event
-        else:
-            if done is None:
-                raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without [DONE] or finish_reason")
-    if done is None and not got_any:
+def _read(item: object) -> list[Event] | _End:
+    if not isinstance(item, SSEEvent):
+        return []
+    if _is_done(item):
+        return END
+    obj = _decode(item)
+    if item.event == "error":
+        raise http.error_from_payload(obj)
+    return parse_chunk(obj)
+
+
+def _finish(done: Done | None, shown: bool, eof: bool) -> Done:
+    if eof and done is None:
+        raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without [DONE] or finish_reason")
+    if done is None and not shown:
         # vLLM has dropped pre-token errors and sent a bare [DONE]; never show an empty answer.
         raise ProviderError(ErrorKind.INCOMPLETE, detail="[DONE] with no content and no finish_reason")
-    if usage is not None:
-        yield usage
-    yield done or Done()
+    return done or Done()
+
+
+def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
+    """Stream one chat completion as events; usage and Done always come last."""
+    url = http.join_url(target.base_url, "chat/completions")
+    return streaming.run(
+        target, url, build_body(target, request), headers_for(target), SSEDecoder(), _read, _finish,
+        is_final=_is_done,
+    )
 
 
 def _context_window(entry: dict[str, Any]) -> int | None:

@@ -14,14 +14,12 @@ from django.contrib.auth.models import Group
 from django.db import models
 
 from chat import crypto
+from providers import registry
 from providers.base import Target
 
 
-class Family(models.TextChoices):
-    OPENAI = "openai", "OpenAI-compatible Chat Completions"
-    ANTHROPIC = "anthropic", "Anthropic Messages API"
-    GEMINI = "gemini", "Google Gemini API"
-    OLLAMA = "ollama", "Ollama native API"
+# The families are declared once, in providers.registry; the choices follow from there.
+Family = models.TextChoices("Family", [(key.upper(), (key, label)) for key, label in registry.choices()])  # type: ignore[misc]
 
 
 class Provider(models.Model):

@@ -443,15 +443,11 @@ def _renderer_for(rec: Recorded) -> tuple[wire.Wire | None, str]:
     model = str(body.get("model", "fake-model"))
     if rec.method != "POST":
         return None, model
-    if rec.path == "/v1/chat/completions":
-        return wire.OpenAIWire(model), model
-    if rec.path == "/v1/messages":
-        return wire.AnthropicWire(model), model
-    if rec.path == "/api/chat":
-        return wire.OllamaWire(model), model
-    if rec.path.startswith("/v1beta/models/") and rec.path.endswith(":streamGenerateContent"):
-        model = rec.path[len("/v1beta/models/") : -len(":streamGenerateContent")]
-        return wire.GeminiWire(model), model
+    for family in wire.FAMILIES.values():
+        in_path = family.matches(rec.path)
+        if in_path is not None:
+            model = in_path or model
+            return family.renderer(model), model
     return None, model
 
 

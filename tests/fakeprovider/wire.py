@@ -7,6 +7,7 @@ so that an unthrottled stream is just a few large writes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from typing import Any
@@ -318,6 +319,30 @@ class OllamaWire:
 
 
 Wire = OpenAIWire | AnthropicWire | GeminiWire | OllamaWire
+
+
+@dataclasses.dataclass(frozen=True)
+class FamilyWire:
+    """How the fake serves one family (keys are providers.registry.FAMILIES keys)."""
+
+    renderer: type[Wire]
+    base_suffix: str  # what a preset's base URL adds after the host (OpenAI's end in /v1)
+    chat_path: str  # where a chat request for model "fake-model" arrives
+
+    def matches(self, path: str) -> str | None:
+        """The model named by a chat request's path, "" if the body names it, None if not ours."""
+        head, _, tail = self.chat_path.partition("fake-model")
+        if tail and path.startswith(head) and path.endswith(tail) and len(path) > len(head) + len(tail):
+            return path[len(head) : -len(tail)]
+        return "" if path == self.chat_path else None
+
+
+FAMILIES = {
+    "openai": FamilyWire(OpenAIWire, "/v1", "/v1/chat/completions"),
+    "anthropic": FamilyWire(AnthropicWire, "", "/v1/messages"),
+    "gemini": FamilyWire(GeminiWire, "", "/v1beta/models/fake-model:streamGenerateContent"),
+    "ollama": FamilyWire(OllamaWire, "", "/api/chat"),
+}
 
 
 def model_list(path: str, names: list[str], page_token: str) -> dict[str, Any]:

@@ -6,12 +6,11 @@ import asyncio
 import dataclasses
 import time
 from contextlib import aclosing
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from providers import anthropic, gemini, ollama, openai_compat, registry
+from providers import registry
 from providers.base import (
     ChatMessage,
     ChatRequest,
@@ -24,7 +23,7 @@ from providers.base import (
     TextDelta,
     Usage,
 )
-from tests.fakeprovider import FakeProvider, Script
+from tests.fakeprovider import FakeProvider, Script, wire
 
 REQUEST = ChatRequest(
     model="fake-model", messages=(ChatMessage("system", "Be brief."), ChatMessage("user", "echo these words"))
@@ -35,16 +34,16 @@ CANARY = "sk-canary-123"
 @dataclasses.dataclass(frozen=True)
 class Family:
     name: str
-    module: ModuleType
+    module: Any
     suffix: str  # appended to the fake's URL to make the preset-style base URL
     path: str
 
 
+# Every registered family, as the fake serves it: a family added to the registry without a
+# fake wire fails collection here (see test_families_declared_once.py).
 FAMILIES = [
-    Family("openai", openai_compat, "/v1", "/v1/chat/completions"),
-    Family("anthropic", anthropic, "", "/v1/messages"),
-    Family("gemini", gemini, "", "/v1beta/models/fake-model:streamGenerateContent"),
-    Family("ollama", ollama, "", "/api/chat"),
+    Family(name, registry.family(name), wire.FAMILIES[name].base_suffix, wire.FAMILIES[name].chat_path)
+    for name in registry.FAMILIES
 ]
 
 

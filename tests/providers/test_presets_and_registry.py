@@ -13,12 +13,6 @@ from providers.presets import PRESETS, choices
 from tests.fakeprovider import FakeProvider, Script
 
 
-def test_every_preset_names_a_known_family() -> None:
-    for preset in PRESETS.values():
-        assert preset.family in registry.FAMILIES, preset.key
-        registry.family(preset.family)
-
-
 def test_every_hosted_preset_has_an_https_base_url_and_needs_a_key() -> None:
     for key in (
         "openai",
