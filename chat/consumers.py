@@ -1,30 +1,30 @@
-"""The chat WebSocket: authorise, parse, dispatch. Long work runs elsewhere.
+"""The chat WebSocket: authorise, parse, dispatch from a table. Long work runs elsewhere.
 
 Channels handles one socket's frames one at a time, so nothing here waits on a model:
-a `send` saves the message and hands the answer to chat.generation's registry, whose
-task outlives this socket. Frames go out through a per-socket outbox drained by one
-writer task, so a generation never waits on a socket.
+a `send` is handed to chat.sending, whose generation outlives this socket. Frames go out
+through a per-socket outbox drained by one writer task, so a generation never waits on a
+socket.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat import frames
-from chat.access import ModelUnavailable, NotFound, access_conversation, access_message
+from chat import protocol, sending
+from chat.access import NotFound, access_conversation, access_message
 from chat.generation import hub, registry
-from chat.serializers import replay_frames, saved_end_frame
-from chat.services import Posted, Prepared, prepare_continue, prepare_regenerate, prepare_send
+from chat.protocol import FrameError
+from chat.serializers import message_json
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.writer = asyncio.create_task(self._drain())
         await self.accept()
         hub.subscribe(self.user.id, self.deliver)
-        self.reply({"type": "hello", "protocol": frames.PROTOCOL_VERSION, "user": self.user.get_username()})
+        self.deliver(protocol.hello(self.user.get_username()).json())
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch minus its `close_old_connections` hop before every frame.
@@ -75,8 +75,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             hub.unsubscribe(self.user.id, self.deliver)
         self.outbox.put_nowait(item)
 
-    def reply(self, frame: dict[str, Any]) -> None:
-        self.deliver(json.dumps(frame, separators=(",", ":")))
+    def reply(self, frame: protocol.Frame) -> None:
+        self.deliver(frame.json())
 
     async def _drain(self) -> None:
         while True:
@@ -89,113 +89,54 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Dispatch one frame; every failure becomes an `error` frame on an open socket."""
         received_at = time.monotonic()
+        command: protocol.Command | None = None
         try:
-            command = frames.parse(text_data)
-            if isinstance(command, frames.Send):
-                await self.on_send(command, received_at)
-            elif isinstance(command, frames.Regenerate):
-                await self.on_regenerate(command, received_at)
-            elif isinstance(command, frames.Continue):
-                await self.on_continue(command, received_at)
-            elif isinstance(command, frames.Stop):
-                await self.on_stop(command)
-            elif isinstance(command, frames.Resume):
-                await self.on_resume(command)
-            else:
-                self.reply({"type": "pong"})
-        except frames.FrameError as exc:
+            command = protocol.parse(text_data)
+            await HANDLERS[type(command)](self, command, received_at)
+        except FrameError as exc:
             self.reply(exc.frame())
+        except Exception:
+            # An unexpected failure is the server's fault: say so, with a reference for the
+            # admin's log, and keep the socket open rather than dropping it with 1011.
+            ref = secrets.token_hex(4)
+            log.exception("frame handling failed, ref=%s", ref)
+            client_id = getattr(command, "client_id", None)
+            self.reply(protocol.error(
+                "unavailable", f"Something went wrong on the server. Try again. (ref {ref})", client_id, ref=ref
+            ))
 
-    async def on_send(self, command: frames.Send, received_at: float) -> None:
-        await self._start(
-            command.client_id, command.conversation, received_at,
-            lambda: prepare_send(
-                self.user, client_id=command.client_id, conversation_id=command.conversation,
-                model_id=command.model, content=command.content, options=command.options, parent=command.parent,
-            ),
+    # --- handlers, one per command --------------------------------------------------------
+    async def on_send(self, command: protocol.Send, received_at: float) -> None:
+        user = self.user
+        await sending.start(
+            user, command.client_id, command.conversation, received_at,
+            lambda: sending.prepare_send(user, command), self.deliver,
         )
 
-    async def on_regenerate(self, command: frames.Regenerate, received_at: float) -> None:
+    async def on_regenerate(self, command: protocol.Regenerate, received_at: float) -> None:
+        user = self.user
         conversation = await self._conversation_of(command.message, command.client_id)
-        await self._start(
-            command.client_id, conversation, received_at,
-            lambda: prepare_regenerate(
-                self.user, client_id=command.client_id, message_id=command.message,
-                model_id=command.model, options=command.options,
-            ),
+        await sending.start(
+            user, command.client_id, conversation, received_at,
+            lambda: sending.prepare_regenerate(user, command), self.deliver,
         )
 
-    async def on_continue(self, command: frames.Continue, received_at: float) -> None:
+    async def on_continue(self, command: protocol.Continue, received_at: float) -> None:
+        user = self.user
         conversation = await self._conversation_of(command.message, command.client_id)
-        await self._start(
-            command.client_id, conversation, received_at,
-            lambda: prepare_continue(self.user, client_id=command.client_id, message_id=command.message),
+        await sending.start(
+            user, command.client_id, conversation, received_at,
+            lambda: sending.prepare_continue(user, command), self.deliver,
         )
 
     async def _conversation_of(self, message_id: str, client_id: uuid.UUID) -> str:
         try:
             message = await database_sync_to_async(access_message)(self.user, message_id)
         except NotFound:
-            raise frames.FrameError("not_found", "No such message.", str(client_id)) from None
+            raise FrameError("not_found", "No such message.", client_id) from None
         return str(message.conversation_id)
 
-    async def _start(
-        self, client_id: uuid.UUID, conversation: str | None, received_at: float,
-        prepare: Callable[[], Prepared | Posted],
-    ) -> None:
-        """Claim the conversation, check and build the request, then hand it to the registry."""
-        refused = registry.admission()
-        if refused is not None:
-            message, retry_after = refused
-            raise frames.FrameError("server_busy", message, str(client_id), retry_after=retry_after)
-        conversation_id = uuid.UUID(conversation) if conversation else None
-        if conversation_id is not None and not registry.reserve(conversation_id, self.user.id):
-            if await self._is_resend(client_id, conversation_id):
-                conversation_id = None  # prepare finds the earlier send and re-acks it
-            else:
-                raise frames.FrameError(
-                    "busy", "An answer is still being generated in this conversation. Stop it or wait.",
-                    str(client_id),
-                )
-        try:
-            # Read-only, so it may run on any worker thread: a burst of sends is checked in
-            # parallel instead of queueing behind every write on Channels' one ORM thread.
-            prepared = await database_sync_to_async(prepare, thread_sensitive=False)()
-        except ModelUnavailable:
-            raise frames.FrameError("model_unavailable", "That model is not available to you.", str(client_id)) from None
-        except NotFound as exc:
-            # The access layer's messages are written for users and say nothing about others' data.
-            raise frames.FrameError("not_found", str(exc), str(client_id)) from None
-        finally:
-            if conversation_id is not None:
-                registry.release(conversation_id, self.user.id)
-        if isinstance(prepared, Posted):
-            self._replay(prepared, client_id)
-            return
-        # The upstream call starts now; the messages are saved alongside it (see Generation.save).
-        registry.start(prepared, self.user.id, received_at, self.deliver)
-
-    async def _is_resend(self, client_id: uuid.UUID, conversation_id: uuid.UUID) -> bool:
-        from chat.models import Message
-
-        # Not .aexists(): only database_sync_to_async closes stale connections (see dispatch).
-        return await database_sync_to_async(
-            Message.objects.filter(
-                client_id=client_id, conversation__owner=self.user, conversation_id=conversation_id
-            ).exists
-        )()
-
-    def _replay(self, posted: Posted, client_id: uuid.UUID) -> None:
-        """Answer a resend: the same ack, then the answer as it stands (live if still running)."""
-        generation = registry.get_by_message(posted.assistant.id) if posted.assistant else None
-        for frame in replay_frames(posted, client_id):
-            self.reply(frame)
-        if generation is not None:
-            catch_up = generation.catch_up(0)
-            if catch_up is not None:
-                self.reply(catch_up)
-
-    async def on_stop(self, command: frames.Stop) -> None:
+    async def on_stop(self, command: protocol.Stop, received_at: float) -> None:
         conversation_id = uuid.UUID(command.conversation)
         if registry.stop(self.user.id, conversation_id):
             return
@@ -203,33 +144,35 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             await database_sync_to_async(access_conversation)(self.user, conversation_id)
         except NotFound:
-            raise frames.FrameError("not_found", "No such conversation.") from None
+            raise FrameError("not_found", "No such conversation.") from None
 
-    async def on_resume(self, command: frames.Resume) -> None:
+    async def on_resume(self, command: protocol.Resume, received_at: float) -> None:
+        """One `replace` delta with the whole text so far (and `end` if it has ended)."""
         message_id = uuid.UUID(command.message)
         generation = registry.get_by_message(message_id)
         if generation is not None and generation.user_id == self.user.id:
-            catch_up = generation.catch_up(command.after_seq)
-            if catch_up is not None:
-                self.reply(catch_up)
+            self.reply(generation.catch_up())
             if generation.end_frame is not None:
                 self.reply(generation.end_frame)
             return
         try:
             message = await database_sync_to_async(access_message)(self.user, message_id)
         except NotFound:
-            raise frames.FrameError("not_found", "No such message.") from None
-        # Finished (or orphaned) already: send the saved text and its end.
-        self.reply(
-            {
-                "type": "delta",
-                "conversation": str(message.conversation_id),
-                "message": str(message.id),
-                "seq": message.seq,
-                "text": message.content,
-                "reasoning": message.reasoning,
-                "replace": True,
-            }
-        )
-        self.reply(saved_end_frame(message))
+            raise FrameError("not_found", "No such message.") from None
+        # Finished (or orphaned) already: the saved text wins over whatever the tab saw.
+        for frame in protocol.saved_answer(message_json(message)):
+            self.reply(frame)
 
+    async def on_ping(self, command: protocol.Ping, received_at: float) -> None:
+        self.reply(protocol.PONG)
+
+
+Handler = Callable[[ChatConsumer, Any, float], Awaitable[None]]
+HANDLERS: dict[type, Handler] = {
+    protocol.Send: ChatConsumer.on_send,
+    protocol.Regenerate: ChatConsumer.on_regenerate,
+    protocol.Continue: ChatConsumer.on_continue,
+    protocol.Stop: ChatConsumer.on_stop,
+    protocol.Resume: ChatConsumer.on_resume,
+    protocol.Ping: ChatConsumer.on_ping,
+}

@@ -6,7 +6,6 @@ The password lives in django.contrib.auth's own views; this page links to them.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
@@ -17,9 +16,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from chat import conversation_services as cs
+from asgiref.sync import sync_to_async
+
+from chat import limits
 from chat.access import usable_models
-from chat.conversations import read_import
+from chat.conversations import transfer
+from chat.conversations.writes import preferences_for
 from chat.models import Theme, UserPreferences
 
 
@@ -52,7 +54,7 @@ def _render(request: HttpRequest, form: PreferencesForm, import_error: str = "",
 @require_http_methods(["GET", "POST"])
 @login_required
 def settings_page(request: HttpRequest) -> HttpResponse:
-    prefs = cs.preferences_for(request.user)  # type: ignore[arg-type]
+    prefs = preferences_for(request.user)  # type: ignore[arg-type]
     form = PreferencesForm(request.POST or None, instance=prefs, user=request.user)
     if request.method == "POST":
         if not form.is_valid():
@@ -68,9 +70,10 @@ def settings_page(request: HttpRequest) -> HttpResponse:
 def set_theme(request: HttpRequest) -> HttpResponse:
     """POST JSON {"theme": "system"|"light"|"dark"}: the header's theme switch."""
     try:
-        theme = json.loads(request.body or b"{}").get("theme")
-    except (ValueError, AttributeError):
-        theme = None
+        body = limits.loads(request.body or b"{}")
+    except limits.Invalid as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    theme = body.get("theme") if isinstance(body, dict) else None
     if theme not in Theme.values:
         return JsonResponse({"error": "`theme` must be system, light or dark."}, status=400)
     UserPreferences.objects.update_or_create(user=request.user, defaults={"theme": theme})  # type: ignore[misc]
@@ -79,12 +82,16 @@ def set_theme(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def import_page(request: HttpRequest) -> HttpResponse:
+async def import_page(request: HttpRequest) -> HttpResponse:
     """The settings page's import form: opens the imported conversation, or says what is wrong."""
+    user = await request.auser()
     try:
-        conversation = cs.do_import_conversation(request.user, read_import(request))  # type: ignore[arg-type]
-    except cs.Invalid as exc:
-        prefs = cs.preferences_for(request.user)  # type: ignore[arg-type]
-        form = PreferencesForm(instance=prefs, user=request.user)
-        return _render(request, form, import_error=str(exc), status=400)
+        conversation = await transfer.import_conversation(user, transfer.read_import(request))
+    except limits.Invalid as exc:
+        return await sync_to_async(_import_failed)(request, user, str(exc))
     return redirect(reverse("conversation", args=[conversation.id]))
+
+
+def _import_failed(request: HttpRequest, user: Any, error: str) -> HttpResponse:
+    form = PreferencesForm(instance=preferences_for(user), user=user)
+    return _render(request, form, import_error=error, status=400)

@@ -18,6 +18,8 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from chat import protocol
+from chat.generation import hub
 from chat.models import ChatModel, Conversation, Message, Role, Status, TitleSource
 from providers import registry as provider_registry
 from providers.base import ChatMessage, ChatRequest, ProviderError, TextDelta
@@ -58,9 +60,7 @@ async def maybe_title(conversation_id: uuid.UUID | str, user_id: int) -> str | N
         title = ""
     saved = await database_sync_to_async(_save)(conversation_id, title)
     if saved:
-        from chat.generation import hub  # late: generation imports services, which import much
-
-        hub.publish(user_id, {"type": "title", "conversation": str(conversation_id), "title": title})
+        hub.publish(user_id, protocol.title(conversation_id, title))
         return title
     return None
 

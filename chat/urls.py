@@ -1,13 +1,14 @@
 from django.urls import path
 
-from chat import conversations, preferences, views
+from chat import preferences, views
+from chat.conversations import views as conversations
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("chat/", views.chat_page, name="chat"),
     path("chat/<uuid:conversation_id>/", views.chat_page, name="conversation"),
     path("api/conversations/", conversations.api_conversations, name="api-conversations"),
-    path("api/conversations/<uuid:conversation_id>/", views.api_conversation, name="api-conversation"),
+    path("api/conversations/<uuid:conversation_id>/", conversations.api_conversation, name="api-conversation"),
 ]
 
 from chat import browser_models  # in-browser models (issue 5)

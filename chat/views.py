@@ -6,14 +6,14 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from chat.access import access_conversation, usable_models
 from chat.browser_models import browser_models_for, engine_page
-from chat.conversation_services import preferences_for
-from chat.conversations import conversation_page
+from chat.conversations.queries import conversation_page
+from chat.conversations.writes import preferences_for
 from chat.serializers import conversation_json, conversation_settings_json, message_json, model_json
 
 
@@ -53,16 +53,3 @@ def chat_page(request: HttpRequest, conversation_id: uuid.UUID | None = None) ->
         "browser_models": browser_models_for(request.user),
     }
     return render(request, "chat/chat.html", {"page_data": page_data})
-
-
-@require_GET
-@login_required
-def api_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
-    conversation = access_conversation(request.user, conversation_id)
-    return JsonResponse(
-        {
-            "conversation": conversation_json(conversation),
-            "settings": conversation_settings_json(conversation),
-            "messages": [message_json(m) for m in conversation.messages.all()],
-        }
-    )

@@ -505,11 +505,11 @@ def hold_write_lock(seconds: float) -> threading.Thread:
 
 @contextlib.contextmanager
 def db_retries_logged() -> Iterator[list[logging.LogRecord]]:
-    """The retries chat.services logs (its logger does not propagate to caplog)."""
+    """The retries chat.store logs (its logger does not propagate to caplog)."""
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.WARNING)
     handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("chat.services")
+    logger = logging.getLogger("chat.store")
     logger.addHandler(handler)
     try:
         yield records

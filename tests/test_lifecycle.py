@@ -97,20 +97,20 @@ async def _stream_until_sigterm(live: LiveServer, cookie: str, model: str) -> tu
 async def test_if_the_message_cannot_be_saved_the_sender_is_told_and_the_upstream_call_is_dropped(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
     from asgiref.sync import sync_to_async
 
+    from chat import protocol, sending
     from chat.generation import registry
     from chat.models import Conversation
-    from chat.services import Options, prepare_send
 
     await connect(alice)  # for the fixtures that end generations and the provider client
     conversation = await Conversation.objects.acreate(owner=alice, title="about to vanish")
     fake.enqueue(Script(tokens=["never "] * 50, first_token_delay=0.5))
-    prepared = await sync_to_async(prepare_send)(
-        alice, client_id=uuid.uuid4(), conversation_id=str(conversation.id), model_id=str(fake_model.id),
-        content="hello?", options=Options(),
-    )
+    command = protocol.Send(uuid.uuid4(), str(conversation.id), str(fake_model.id), "hello?")
+    prepared = await sync_to_async(sending.prepare_send)(alice, command)
+    assert isinstance(prepared, sending.Prepared)
     await conversation.adelete()  # deleted (say, in another tab) between the check and the save
     replies: list[Any] = []
-    generation = registry.start(prepared, alice.id, time.monotonic(), replies.append)
+    sink = sending.ChatSink(prepared, alice, replies.append, lambda: None)
+    generation = registry.start(prepared.job(alice.id, time.monotonic()), sink)
     await asyncio.wait_for(generation.task, 5)  # type: ignore[arg-type]
     error = json.loads(replies[-1])
     assert error["code"] == "unavailable" and "could not save your message" in error["message"]

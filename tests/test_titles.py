@@ -82,7 +82,7 @@ async def test_a_rename_during_generation_wins(
     task = titles.schedule(conversation.id, alice.id)
     assert task is not None
     await sync_to_async(fake.wait_for_requests, thread_sensitive=False)(1)  # the DB thread is the task's
-    from chat.conversation_services import Changes, do_change_conversation
+    from chat.conversations.writes import Changes, do_change_conversation
 
     await sync_to_async(do_change_conversation)(alice, conversation.id, Changes(title="Typed by me"))
     assert await task is None

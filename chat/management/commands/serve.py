@@ -19,7 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from chat.services import do_recover_orphans
+from chat.store import do_recover_orphans
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,353 @@
+"""The chat socket as a caller of the generation core: commands in, jobs and sinks out.
+
+A `send`, `regenerate` or `continue` is admitted, its client id claimed, checked and built
+(reads only, `prepare_*`), and handed to the registry as a Job with a ChatSink. The sink
+saves the rows while the upstream call already runs, answers `ack` once they are saved,
+and fans every frame out to the user's sockets.
+
+Resends — the same client id again, after a lost ack or from a second tab at the same
+moment — are recognised in one place, `find_resend`, and answered with the same ack and
+the answer as it stands, never with a second upstream call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError
+
+from chat import admission, history, protocol, store, titles
+from chat.access import ModelUnavailable, NotFound, access_conversation, access_message, access_model_entry
+from chat.generation import Job, Outcome, hub, registry
+from chat.generation.hub import Deliver
+from chat.models import ChatModel, Conversation, Message, Reason, Role, Status, TitleSource, UserPreferences
+from chat.protocol import AFTER_NEWEST, Frame, FrameError, Options
+from chat.serializers import conversation_json, message_json
+from providers.base import ChatMessage, ChatRequest, Target
+
+log = logging.getLogger(__name__)
+
+TITLE_CHARS = 60
+CONTINUE_PROMPT = "Continue your previous answer exactly where it stopped. Do not repeat any of it."
+# How long a request waits for another request with the same client id to save.
+CLAIM_WAIT_SECONDS = 10.0
+
+
+@dataclasses.dataclass
+class Posted:
+    """A saved send. ``duplicate`` means the client id was seen before."""
+
+    conversation: Conversation
+    user_message: Message
+    assistant: Message | None
+    duplicate: bool
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A command checked and built, not yet written: the rows and what to ask upstream."""
+
+    start: store.NewAnswer
+    family: str
+    target: Target
+    request: ChatRequest
+    client_id: uuid.UUID
+
+    def job(self, user_id: int, received_at: float) -> Job:
+        assistant = self.start.assistant
+        continues = self.start.continues
+        return Job(
+            user_id=user_id, conversation_id=self.start.conversation.id, message_id=assistant.id,
+            family=self.family, target=self.target, request=self.request, received_at=received_at,
+            prefix=assistant.content if continues else "",
+            prefix_reasoning=assistant.reasoning if continues else "",
+            seq_base=assistant.seq if continues else 0,
+        )
+
+
+# ---- resends ---------------------------------------------------------------------------
+
+def find_resend(user: AbstractBaseUser, client_id: uuid.UUID, conversation_id: object = None) -> Posted | None:
+    """What an earlier request with this client id saved, or None: the one resend check.
+
+    A send's client id is on its user message (and on the conversation it created); a
+    regenerate's is on its new answer.
+    """
+    if conversation_id:
+        conversation = access_conversation(user, conversation_id)
+    else:
+        found = Conversation.objects.filter(owner=user, client_id=client_id, deleted_at__isnull=True).first()  # type: ignore[misc]
+        if found is None:
+            return None
+        conversation = found
+    earlier = Message.objects.filter(conversation=conversation, client_id=client_id).first()
+    if earlier is None:
+        return None
+    if earlier.role == Role.USER:
+        answer = (
+            Message.objects.filter(conversation=conversation, parent=earlier, role=Role.ASSISTANT)
+            .order_by("created").first()
+        )
+        return Posted(conversation, earlier, answer, duplicate=True)
+    question = Message.objects.get(id=earlier.parent_id)
+    return Posted(conversation, question, earlier, duplicate=True)
+
+
+def replay(posted: Posted, client_id: object) -> list[Frame]:
+    """A resend's answer: the same `ack`, then the answer as it stands (live if still running)."""
+    out = [protocol.ack(client_id, conversation_json(posted.conversation), message_json(posted.user_message))]
+    if posted.assistant is None:
+        return out
+    answer = message_json(posted.assistant)
+    frames = protocol.AnswerFrames(posted.conversation.id, posted.assistant.id)
+    generation = registry.get_by_message(posted.assistant.id)
+    if generation is not None:
+        out += [frames.start(answer), generation.catch_up()]
+    else:
+        out += [frames.start(answer), *protocol.saved_answer(answer, with_text=False)]
+    return out
+
+
+# ---- checking and building (reads only) ---------------------------------------------------
+
+def _new_answer(conversation: Conversation, parent: Message, model: ChatModel, client_id: uuid.UUID | None) -> Message:
+    return Message(
+        id=uuid.uuid4(), conversation=conversation, parent=parent, role=Role.ASSISTANT,
+        status=Status.STREAMING, model=model, model_name=model.name, client_id=client_id,
+    )
+
+
+def prepare_send(user: AbstractBaseUser, command: protocol.Send) -> Prepared | Posted:
+    """Check access and build the request; a known client id returns what it saved.
+
+    A resend is caught here, before any upstream call (calls cost money); the unique
+    constraints catch the rare true race at save time.
+    """
+    entry = access_model_entry(user, command.model)
+    model = entry.model
+    options = command.options
+    found = find_resend(user, command.client_id, command.conversation)
+    if found is not None:
+        return found
+    if command.conversation:
+        conversation = access_conversation(user, command.conversation)
+        all_rows = history.rows(conversation)
+        if command.parent == AFTER_NEWEST:
+            parent_id = next(reversed(all_rows)) if all_rows else None
+        elif command.parent is None:
+            parent_id = None
+        else:
+            parent_id = uuid.UUID(command.parent)
+            if parent_id not in all_rows:
+                raise NotFound("No such message in this conversation.")
+        path = history.branch(all_rows, parent_id)
+        is_new = False
+    else:
+        system = options.system
+        if system is None:
+            prefs = UserPreferences.objects.filter(user=user).only("default_system_prompt").first()
+            system = prefs.default_system_prompt if prefs else ""
+        conversation = Conversation(
+            owner=user, client_id=command.client_id, title=" ".join(command.content.split())[:TITLE_CHARS],
+            system_prompt=system, temperature=options.temperature, max_tokens=options.max_tokens,
+        )
+        parent_id, path, is_new = None, [], True
+    conversation.model = model
+    turns = history.turns(conversation, path) + [ChatMessage("user", command.content)]
+    user_message = Message(
+        id=uuid.uuid4(), conversation=conversation, parent_id=parent_id, role=Role.USER,
+        content=command.content, status=Status.COMPLETE, client_id=command.client_id,
+    )
+    start = store.NewAnswer(user, conversation, is_new, user_message, _new_answer(conversation, user_message, model, None))
+    return Prepared(
+        start, model.provider.family, entry.target, history.request(model, turns, options, conversation),
+        command.client_id,
+    )
+
+
+def prepare_regenerate(user: AbstractBaseUser, command: protocol.Regenerate) -> Prepared | Posted:
+    """A new answer beside an earlier one (same user message): the old one stays a sibling."""
+    earlier = access_message(user, command.message)
+    conversation = earlier.conversation
+    if earlier.role != Role.ASSISTANT or earlier.parent_id is None:
+        raise NotFound("Only an answer can be regenerated.")
+    found = find_resend(user, command.client_id, conversation.id)
+    if found is not None:
+        return found
+    entry = access_model_entry(user, command.model or earlier.model_id)
+    model = entry.model
+    user_message = Message.objects.get(id=earlier.parent_id)
+    turns = history.turns(conversation, history.branch(history.rows(conversation), user_message.id))
+    conversation.model = model
+    start = store.NewAnswer(
+        user, conversation, False, user_message, _new_answer(conversation, user_message, model, command.client_id),
+        new_user_message=False,
+    )
+    return Prepared(
+        start, model.provider.family, entry.target, history.request(model, turns, command.options, conversation),
+        command.client_id,
+    )
+
+
+def prepare_continue(user: AbstractBaseUser, command: protocol.Continue) -> Prepared:
+    """Ask the same model to carry on an answer that stopped early; it grows in place."""
+    answer = access_message(user, command.message)
+    conversation = answer.conversation
+    if answer.role != Role.ASSISTANT or answer.status == Status.STREAMING or not answer.content:
+        raise NotFound("Only an answer with some text that has stopped can be continued.")
+    if answer.status == Status.COMPLETE and answer.reason != Reason.LENGTH:
+        raise NotFound("This answer is finished; regenerate it instead.")
+    entry = access_model_entry(user, answer.model_id)
+    model = entry.model
+    path = history.branch(history.rows(conversation), answer.id)
+    turns = history.turns(conversation, path) + [ChatMessage("user", CONTINUE_PROMPT)]
+    start = store.NewAnswer(
+        user, conversation, False, Message.objects.get(id=answer.parent_id), answer,
+        new_user_message=False, continues=True,
+    )
+    return Prepared(
+        start, model.provider.family, entry.target, history.request(model, turns, Options(), conversation),
+        command.client_id,
+    )
+
+
+# ---- the sink --------------------------------------------------------------------------
+
+class ChatSink:
+    """Rows in the database, frames to every socket of the user, `ack` once saved."""
+
+    def __init__(self, prepared: Prepared, user: AbstractBaseUser, reply: Deliver, release: Callable[[], None]) -> None:
+        self.prepared = prepared
+        self.user = user
+        self.user_id: int = user.pk
+        self.reply = reply  # the socket that asked: resends and failures are its business only
+        self.release = release  # of the client id claim: later requests with it are resends
+
+    async def open(self) -> dict[str, Any] | None:
+        try:
+            return await self._open()
+        finally:
+            self.release()
+
+    async def _open(self) -> dict[str, Any] | None:
+        start = self.prepared.start
+        try:
+            clash = await store.answer_starts.submit(start)
+        except IntegrityError as exc:
+            clash = exc
+        except Exception:
+            clash = None
+            self._could_not_save()
+            return None
+        if clash is not None:
+            earlier = await database_sync_to_async(self._earlier)()
+            if earlier is None:
+                self._could_not_save()
+                return None
+            for frame in replay(earlier, self.prepared.client_id):
+                self.reply(frame.json())
+            return None
+        hub.publish(self.user_id, protocol.ack(
+            self.prepared.client_id, conversation_json(start.conversation), message_json(start.user_message)
+        ))
+        return message_json(start.assistant)
+
+    def _earlier(self) -> Posted | None:
+        conversation = None if self.prepared.start.is_new_conversation else self.prepared.start.conversation.id
+        try:
+            return find_resend(self.user, self.prepared.client_id, conversation)
+        except NotFound:
+            return None  # the conversation went away (deleted in another tab) before the save
+
+    def _could_not_save(self) -> None:
+        ref = secrets.token_hex(4)
+        log.exception("could not save the message for conversation %s, ref=%s", self.prepared.start.conversation.id, ref)
+        self.reply(protocol.error(
+            "unavailable", f"Parley could not save your message. Try again. (ref {ref})", self.prepared.client_id,
+            ref=ref,
+        ).json())
+
+    def publish(self, frame: Frame) -> None:
+        hub.publish(self.user_id, frame)
+
+    def checkpoint(self, content: str, reasoning: str, seq: int) -> None:
+        store.checkpoint_later(self.prepared.start.assistant.id, content, reasoning, seq)
+
+    async def finish(self, outcome: Outcome) -> None:
+        start = self.prepared.start
+        await store.finishes.submit((start.assistant.id, start.conversation.id, outcome))
+
+    def finished(self, outcome: Outcome) -> None:
+        conversation = self.prepared.start.conversation
+        if outcome.status == Status.COMPLETE and conversation.title_source == TitleSource.FIRST_MESSAGE:
+            titles.schedule(conversation.id, self.user_id)  # in the background; never delays an answer
+
+
+# ---- starting an answer ------------------------------------------------------------------
+
+Prepare = Callable[[], Prepared | Posted]
+
+
+async def start(
+    user: AbstractBaseUser, client_id: uuid.UUID, conversation: str | None, received_at: float,
+    prepare: Prepare, reply: Deliver,
+) -> None:
+    """Admit, claim, check and start one answer for the socket that asked (`reply`)."""
+    refusal = admission.check(user, registry)
+    if refusal is not None:
+        raise FrameError(refusal.code, refusal.message, client_id, retry_after=refusal.retry_after)
+    earlier = registry.in_flight(user.pk, client_id)
+    if earlier is not None:
+        # The same request from another tab at the same moment: wait for its save, then
+        # this one is a resend like any other (prepare finds it and replays).
+        await asyncio.wait([earlier], timeout=CLAIM_WAIT_SECONDS)
+    release = registry.claim_client_id(user.pk, client_id)
+    try:
+        prepared = await _prepare(user, client_id, conversation, prepare)
+        if isinstance(prepared, Posted):
+            for frame in replay(prepared, client_id):
+                reply(frame.json())
+            return
+        # The upstream call starts now; the rows are saved alongside it, and the claim is
+        # released once they are (ChatSink.open).
+        registry.start(prepared.job(user.pk, received_at), ChatSink(prepared, user, reply, release))
+        release = None
+    finally:
+        if release is not None:
+            release()
+
+
+async def _prepare(user: AbstractBaseUser, client_id: uuid.UUID, conversation: str | None, prepare: Prepare) -> Prepared | Posted:
+    """Check and build, holding the conversation so two different sends cannot both start."""
+    conversation_id = uuid.UUID(conversation) if conversation else None
+    reserved = conversation_id is not None and registry.reserve(conversation_id, user.pk)
+    if conversation_id is not None and not reserved and not await _is_resend(user, client_id, conversation_id):
+        raise FrameError("busy", "An answer is still being generated in this conversation. Stop it or wait.", client_id)
+    try:
+        # Read-only, so it may run on any worker thread: a burst of sends is checked in
+        # parallel instead of queueing behind every write on Channels' one ORM thread.
+        return await database_sync_to_async(prepare, thread_sensitive=False)()
+    except ModelUnavailable:
+        raise FrameError("model_unavailable", "That model is not available to you.", client_id) from None
+    except NotFound as exc:
+        # The access layer's messages are written for users and say nothing about others' data.
+        raise FrameError("not_found", str(exc), client_id) from None
+    finally:
+        if reserved:
+            assert conversation_id is not None
+            registry.release(conversation_id, user.pk)
+
+
+async def _is_resend(user: AbstractBaseUser, client_id: uuid.UUID, conversation_id: uuid.UUID) -> bool:
+    # Not .aexists(): only database_sync_to_async closes stale connections (see the consumer).
+    return await database_sync_to_async(
+        Message.objects.filter(client_id=client_id, conversation__owner=user, conversation_id=conversation_id).exists
+    )()

@@ -1,0 +1,225 @@
+"""Every write of the answer path: what an answer starts with, checkpoints, final states.
+
+All writes are per message, never per token, and writes that fall due together are
+committed together: a hundred sends arriving at once, or a hundred answers reaching
+their checkpoint in the same moment, cost a few transactions on the one database thread
+instead of a hundred (`Batch`). If a batch fails, its items are written one by one, so
+one bad item (a conversation deleted meanwhile) never costs the others their save.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from channels.db import database_sync_to_async
+from django.db import IntegrityError, OperationalError, transaction
+from django.utils import timezone
+
+from chat.generation.job import Outcome
+from chat.models import Conversation, Message, Reason, Status
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def with_db_retry(fn: Callable[[], T], *, attempts: int = 6, first_wait: float = 0.05) -> T:
+    """Retry a write that failed because the database was briefly locked or unreachable.
+
+    Callers never report success for a write that did not happen: the last error is raised.
+    """
+    wait = first_wait
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except OperationalError as exc:
+            if attempt == attempts:
+                raise
+            log.warning("database write failed (%s), retry %d in %.2fs", exc, attempt, wait)
+            time.sleep(wait)
+            wait = min(wait * 2, 2.0)
+    raise AssertionError("unreachable")
+
+
+class _Pending(Generic[T, R]):
+    def __init__(self) -> None:
+        self.items: list[tuple[T, asyncio.Future[R]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+
+class Batch(Generic[T, R]):
+    """Group commit: what is submitted while a batch is being written goes in the next one.
+
+    `write_one` is synchronous ORM code; it runs inside the batch's transaction (nested
+    atomic blocks become savepoints), or alone in its own if the batch failed.
+    """
+
+    def __init__(self, write_one: Callable[[T], R]) -> None:
+        self.write_one = write_one
+        # Tasks belong to one event loop; tests and management commands run several.
+        self._pending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pending[T, R]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = _Pending()
+        future: asyncio.Future[R] = loop.create_future()
+        pending.items.append((item, future))
+        if pending.task is None:
+            pending.task = loop.create_task(self._drain(pending))
+        # Shielded: a caller cancelled while waiting does not cancel the write it asked for.
+        return await asyncio.shield(future)
+
+    async def _drain(self, pending: _Pending[T, R]) -> None:
+        try:
+            while pending.items:
+                batch, pending.items = pending.items, []
+                try:
+                    results = await database_sync_to_async(self._write_many)([item for item, _ in batch])
+                except BaseException as exc:
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results):
+                    if future.done():
+                        continue
+                    if isinstance(result, BaseException):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            pending.task = None
+            for _, future in pending.items:  # only if this task itself was cancelled
+                if not future.done():
+                    future.set_exception(asyncio.CancelledError())
+            pending.items = []
+
+    def _write_many(self, items: list[T]) -> list[R | BaseException]:
+        if len(items) > 1:
+            try:
+                def together() -> list[R]:
+                    with transaction.atomic():
+                        return [self.write_one(item) for item in items]
+
+                return list(with_db_retry(together))
+            except Exception as exc:
+                log.info("a batch of %d writes failed (%s); writing them one by one", len(items), exc)
+        out: list[R | BaseException] = []
+        for item in items:
+            try:
+                out.append(with_db_retry(lambda item=item: self._alone(item)))  # type: ignore[misc]
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    def _alone(self, item: T) -> R:
+        with transaction.atomic():
+            return self.write_one(item)
+
+
+# ---- what an answer starts with -----------------------------------------------------------
+
+@dataclasses.dataclass
+class NewAnswer:
+    """The rows a send, regenerate or continue starts with, checked but not yet written.
+
+    `user_message` is new (a send) or already saved (regenerate, continue); `assistant` is
+    new, or for a continue the saved answer that grows (`continues`).
+    """
+
+    owner: Any
+    conversation: Conversation
+    is_new_conversation: bool
+    user_message: Message
+    assistant: Message
+    new_user_message: bool = True
+    continues: bool = False
+
+
+def save_answer_start(start: NewAnswer) -> None:
+    """Write what an answer starts with. IntegrityError means its client id was saved before."""
+    conversation = start.conversation
+    with transaction.atomic():
+        if start.is_new_conversation:
+            conversation.save(force_insert=True)
+        else:
+            Conversation.objects.filter(id=conversation.id).update(model=conversation.model, updated=timezone.now())
+        if start.continues:
+            Message.objects.filter(id=start.assistant.id).update(
+                status=Status.STREAMING, reason="", error_kind="", error_message="", error_ref="",
+                updated=timezone.now(),
+            )
+            start.assistant.status = Status.STREAMING
+        elif start.new_user_message:
+            Message.objects.bulk_create([start.user_message, start.assistant])
+        else:
+            start.assistant.save(force_insert=True)
+
+
+def _start_or_error(start: NewAnswer) -> Exception | None:
+    try:
+        save_answer_start(start)
+    except IntegrityError as exc:
+        return exc  # a resend (or a race): the caller looks up what was saved first
+    return None
+
+
+answer_starts: Batch[NewAnswer, Exception | None] = Batch(_start_or_error)
+
+
+# ---- checkpoints and final states ------------------------------------------------------------
+
+def do_checkpoint(message_id: uuid.UUID, content: str, reasoning: str, seq: int) -> None:
+    """Save partial text so a crash loses at most one checkpoint interval."""
+    Message.objects.filter(id=message_id, status=Status.STREAMING).update(
+        content=content, reasoning=reasoning, seq=seq, updated=timezone.now()
+    )
+
+
+checkpoints: Batch[tuple[uuid.UUID, str, str, int], None] = Batch(lambda item: do_checkpoint(*item))
+_checkpoint_tasks: set[asyncio.Task[None]] = set()
+
+
+def checkpoint_later(message_id: uuid.UUID, content: str, reasoning: str, seq: int) -> None:
+    """Queue a checkpoint; the batch it joins is written when the database thread is free."""
+
+    async def write() -> None:
+        try:
+            await checkpoints.submit((message_id, content, reasoning, seq))
+        except Exception:
+            # A missed checkpoint only widens what a crash could lose; the final write retries.
+            log.exception("checkpoint of message %s failed", message_id)
+
+    task = asyncio.get_running_loop().create_task(write())
+    _checkpoint_tasks.add(task)
+    task.add_done_callback(_checkpoint_tasks.discard)
+
+
+def do_finish_message(message_id: uuid.UUID, conversation_id: uuid.UUID, outcome: Outcome) -> None:
+    """Write an answer's final state (inside the caller's transaction, or its own)."""
+    now = timezone.now()
+    with transaction.atomic():
+        Message.objects.filter(id=message_id).update(updated=now, **dataclasses.asdict(outcome))
+        Conversation.objects.filter(id=conversation_id).update(updated=now)
+
+
+finishes: Batch[tuple[uuid.UUID, uuid.UUID, Outcome], None] = Batch(lambda item: do_finish_message(*item))
+
+
+def do_recover_orphans() -> int:
+    """Mark answers left `streaming` by a process that died as incomplete.
+
+    Run at start-up, before this process serves anything. (With several processes this
+    must only touch the dead process's messages; see docs/architecture.md.)
+    """
+    return Message.objects.filter(status=Status.STREAMING).update(
+        status=Status.INCOMPLETE, reason=Reason.SERVER_RESTART, updated=timezone.now()
+    )
