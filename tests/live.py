@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,38 @@ class LiveServer:
         )
         wait_for_port(self.port)
         return self
+
+    # --- sharing one server between tests -------------------------------------------------
+    def snapshot(self) -> None:
+        """Remember which rows exist now; restore() deletes every row added since.
+
+        Browser tests share one server per module (starting one costs 8-12 s): each test
+        gets the data the module set up, and nothing a previous test left behind.
+        """
+        with sqlite3.connect(self.env["SQLITE_PATH"]) as db:
+            self._tables = [row[0] for row in db.execute(
+                "select name from sqlite_master where type='table' and name not like 'sqlite_%'"
+            )]
+            self._rows = {t: {r[0] for r in db.execute(f'select rowid from "{t}"')} for t in self._tables}
+
+    def restore(self, settle_seconds: float = 20) -> None:
+        """Back to the snapshot, once no answer is still being written by an earlier test."""
+        db = sqlite3.connect(self.env["SQLITE_PATH"], timeout=20)
+        try:
+            deadline = time.monotonic() + settle_seconds
+            while db.execute("select count(*) from chat_message where status='streaming'").fetchone()[0]:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("an answer from an earlier test is still streaming")
+                time.sleep(0.05)
+            with db:
+                for table in self._tables:
+                    keep = self._rows[table]
+                    added = [r[0] for r in db.execute(f'select rowid from "{table}"') if r[0] not in keep]
+                    for start in range(0, len(added), 500):
+                        chunk = added[start : start + 500]
+                        db.execute(f'delete from "{table}" where rowid in ({",".join("?" * len(chunk))})', chunk)
+        finally:
+            db.close()
 
     def log(self) -> str:
         return Path(self.log_path).read_text(errors="replace")

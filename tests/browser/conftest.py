@@ -25,17 +25,26 @@ def browser() -> Iterator[Any]:
         yield instance
 
 
-@pytest.fixture
-def live(fake_server: FakeProvider) -> Iterator[LiveServer]:
-    fake_server.reset()
+@pytest.fixture(scope="module")
+def module_live(fake_server: FakeProvider) -> Iterator[LiveServer]:
+    """One server per module: alice, and the fake provider's model as the default."""
     server = LiveServer().start()
     server.create_user("alice", "alice-password-1")
     server.manage(
         "provider", "add", "fake", "--kind", "openai", "--base-url", fake_server.url + "/v1",
         "--label", "Fake Lab", "--model", "fake-model=Fake Model", "--default", "fake-model",
     )
+    server.snapshot()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def live(module_live: LiveServer, fake_server: FakeProvider) -> LiveServer:
+    """The module's server, with nothing left of earlier tests (conversations, settings...)."""
+    module_live.restore()
+    fake_server.reset()
+    return module_live
 
 
 @pytest.fixture

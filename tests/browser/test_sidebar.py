@@ -3,10 +3,8 @@ undo, search, paging, and the keyboard shortcuts that reach them."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import pytest
 
 from tests.chromium import log_in
 from tests.fakeprovider import FakeProvider, Script
@@ -209,10 +207,6 @@ def test_keyboard_shortcuts_open_a_new_chat_and_the_help_dialog(page: Any, live:
     assert page.locator("#prompt").input_value() == ""  # no stray "?" typed anywhere
 
 
-HOOKED = "titles" in (Path(__file__).resolve().parents[2] / "chat" / "generation.py").read_text()
-
-
-@pytest.mark.skipif(not HOOKED, reason="chat.generation does not call chat.titles.schedule yet")
 def test_a_generated_title_reaches_the_sidebar_and_the_tab_title_without_a_reload(
     page: Any, fake_server: FakeProvider
 ) -> None:
