@@ -13,6 +13,7 @@ class ChatConfig(AppConfig):
 
         check_keys(list(settings.PARLEY_ENCRYPTION_KEYS))
 
-        from chat.catalog_cache import connect_signals
+        from chat import catalog_cache, revocation
 
-        connect_signals()
+        catalog_cache.connect_signals()
+        revocation.connect_signals()

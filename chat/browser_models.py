@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib.util
-import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -35,6 +34,7 @@ from django.http import (
 from django.utils.http import http_date, parse_http_date_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
+from chat import limits
 from chat.access import NotFound, access_conversation
 from chat.models import BrowserModel, Conversation, Message, Reason, Role, Status
 from chat.models.browser import BUNDLED_PREFIX
@@ -258,9 +258,9 @@ class Exchange:
 
 def parse_exchange(user: AbstractBaseUser, body: bytes) -> Exchange:
     try:
-        data = json.loads(body)
-    except ValueError:
-        raise BadInput("The body must be JSON.") from None
+        data = limits.loads(body)
+    except limits.Invalid as exc:
+        raise BadInput(str(exc)) from None
     if not isinstance(data, dict):
         raise BadInput("The body must be a JSON object.")
     try:

@@ -20,7 +20,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from chat import protocol, sending
+from chat import protocol, revocation, sending
 from chat.access import NotFound, access_conversation, access_message
 from chat.generation import hub, registry
 from chat.protocol import FrameError
@@ -31,21 +31,28 @@ log = logging.getLogger(__name__)
 # A socket this far behind is closed (the client reconnects and resumes) rather than
 # letting one slow reader grow the server's memory without bound.
 OUTBOX_LIMIT = 2000
-CLOSE_NOT_SIGNED_IN = 4401
+CLOSE_NOT_SIGNED_IN = revocation.CLOSE_SIGNED_OUT
 CLOSE_TOO_SLOW = 4408
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
-        """Accept only a signed-in user (the Origin check happened in asgi.py)."""
+        """Serve only a signed-in user (the Origin check happened in asgi.py).
+
+        Anyone else is accepted and then closed with 4401: a refused handshake reaches the
+        page as a bare 1006, which it cannot tell from a network failure and so retries
+        for ever, while 4401 tells it to say "signed out" and stop.
+        """
         self.user = self.scope.get("user")
         if self.user is None or not self.user.is_authenticated:
+            await self.accept()
             await self.close(code=CLOSE_NOT_SIGNED_IN)
             return
         self.outbox: asyncio.Queue[str | int] = asyncio.Queue()
         self.writer = asyncio.create_task(self._drain())
         await self.accept()
         hub.subscribe(self.user.id, self.deliver)
+        revocation.watch.add(self.deliver, self.user, self.scope["session"].session_key)
         self.deliver(protocol.hello(self.user.get_username()).json())
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -65,6 +72,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Leave running generations alone: they belong to the server, not to this socket."""
         if getattr(self, "writer", None) is not None:
             hub.unsubscribe(self.user.id, self.deliver)
+            revocation.watch.discard(self.deliver)
             self.writer.cancel()
 
     def deliver(self, item: str | int) -> None:
@@ -95,6 +103,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await HANDLERS[type(command)](self, command, received_at)
         except FrameError as exc:
             self.reply(exc.frame())
+        except revocation.SignedOut:
+            self.deliver(revocation.CLOSE_SESSION_CHANGED)
         except Exception:
             # An unexpected failure is the server's fault: say so, with a reference for the
             # admin's log, and keep the socket open rather than dropping it with 1011.
@@ -110,7 +120,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         user = self.user
         await sending.start(
             user, command.client_id, command.conversation, received_at,
-            lambda: sending.prepare_send(user, command), self.deliver,
+            lambda: sending.prepare_send(user, command), self.deliver, self._check_session,
         )
 
     async def on_regenerate(self, command: protocol.Regenerate, received_at: float) -> None:
@@ -118,7 +128,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         conversation = await self._conversation_of(command.message, command.client_id)
         await sending.start(
             user, command.client_id, conversation, received_at,
-            lambda: sending.prepare_regenerate(user, command), self.deliver,
+            lambda: sending.prepare_regenerate(user, command), self.deliver, self._check_session,
         )
 
     async def on_continue(self, command: protocol.Continue, received_at: float) -> None:
@@ -126,7 +136,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         conversation = await self._conversation_of(command.message, command.client_id)
         await sending.start(
             user, command.client_id, conversation, received_at,
-            lambda: sending.prepare_continue(user, command), self.deliver,
+            lambda: sending.prepare_continue(user, command), self.deliver, self._check_session,
         )
 
     async def _conversation_of(self, message_id: str, client_id: uuid.UUID) -> str:
@@ -136,7 +146,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise FrameError("not_found", "No such message.", client_id) from None
         return str(message.conversation_id)
 
+    def _check_session(self) -> None:
+        revocation.check_session(self.scope)
+
     async def on_stop(self, command: protocol.Stop, received_at: float) -> None:
+        await database_sync_to_async(self._check_session, thread_sensitive=False)()
         conversation_id = uuid.UUID(command.conversation)
         if registry.stop(self.user.id, conversation_id):
             return

@@ -229,7 +229,13 @@ def parse(text: str | None) -> Command:
     if text is None:
         raise FrameError("bad_frame", "Frames must be JSON text, not binary.")
     if len(text) > limits.frame_bytes():
-        raise FrameError("too_large", f"The frame is larger than {limits.frame_bytes():,} bytes.")
+        # Still read it, for its client id: the sender can then tell which message was refused.
+        try:
+            big = limits.loads(text, "The frame")
+        except limits.Invalid:
+            big = None
+        client_id = big.get("client_id") if isinstance(big, dict) and isinstance(big.get("client_id"), str) else None
+        raise FrameError("too_large", f"The message is too long ({len(text):,} characters in all).", client_id)
     try:
         frame = limits.loads(text, "The frame")
     except limits.Invalid as exc:

@@ -298,9 +298,13 @@ Prepare = Callable[[], Prepared | Posted]
 
 async def start(
     user: AbstractBaseUser, client_id: uuid.UUID, conversation: str | None, received_at: float,
-    prepare: Prepare, reply: Deliver,
+    prepare: Prepare, reply: Deliver, check_caller: Callable[[], None] = lambda: None,
 ) -> None:
-    """Admit, claim, check and start one answer for the socket that asked (`reply`)."""
+    """Admit, claim, check and start one answer for the socket that asked (`reply`).
+
+    `check_caller` runs first, on the same worker thread as `prepare`: the socket re-checks
+    its session there (it raises to refuse).
+    """
     refusal = admission.check(user, registry)
     if refusal is not None:
         raise FrameError(refusal.code, refusal.message, client_id, retry_after=refusal.retry_after)
@@ -311,7 +315,7 @@ async def start(
         await asyncio.wait([earlier], timeout=CLAIM_WAIT_SECONDS)
     release = registry.claim_client_id(user.pk, client_id)
     try:
-        prepared = await _prepare(user, client_id, conversation, prepare)
+        prepared = await _prepare(user, client_id, conversation, lambda: (check_caller(), prepare())[1])
         if isinstance(prepared, Posted):
             for frame in replay(prepared, client_id):
                 reply(frame.json())

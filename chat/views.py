@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
+from chat import limits
 from chat.access import access_conversation, usable_models
 from chat.browser_models import browser_models_for, engine_page
 from chat.conversations.queries import conversation_page
@@ -51,5 +52,6 @@ def chat_page(request: HttpRequest, conversation_id: uuid.UUID | None = None) ->
         "preferences": _page_preferences(request.user),
         "messages": [message_json(m) for m in conversation.messages.all()] if conversation else [],
         "browser_models": browser_models_for(request.user),
+        "limits": {"message_chars": limits.message_chars(), "frame_chars": limits.frame_bytes()},
     }
     return render(request, "chat/chat.html", {"page_data": page_data})

@@ -176,6 +176,9 @@ PARLEY_BUSY_RETRY_SECONDS = env.int("PARLEY_BUSY_RETRY_SECONDS", default=5)
 # Seconds a process trusts its copy of the model catalogue (see chat/catalog_cache.py):
 # admin changes in this process apply at once, changes from other processes within this.
 PARLEY_CATALOG_CACHE_SECONDS = env.float("PARLEY_CATALOG_CACHE_SECONDS", default=2.0)
+# Open sockets are checked this often for sessions that ended (logout, password change,
+# deactivation made anywhere); such sockets are closed and the page says "signed out".
+PARLEY_SESSION_CHECK_SECONDS = env.float("PARLEY_SESSION_CHECK_SECONDS", default=1.0)
 # An answer still running after this long is stopped and saved (reason `time_limit`).
 PARLEY_MAX_GENERATION_SECONDS = env.float("PARLEY_MAX_GENERATION_SECONDS", default=900)
 # Titles: a ChatModel id to write every title, or empty for each conversation's own model.
@@ -190,6 +193,9 @@ PARLEY_DEFAULT_MAX_TOKENS = env.int("PARLEY_DEFAULT_MAX_TOKENS", default=None)
 # A deleted conversation can be restored for this long, then it is purged for good.
 PARLEY_DELETE_UNDO_SECONDS = env.int("PARLEY_DELETE_UNDO_SECONDS", default=600)
 PARLEY_IMPORT_MAX_BYTES = env.int("PARLEY_IMPORT_MAX_BYTES", default=5_000_000)
+# One limit for an import, whichever way it arrives: Django's own cap on a request body
+# (2.5 MB by default) would answer a JSON body between the two with an HTML 400 first.
+DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_IMPORT_MAX_BYTES + 64 * 1024
 
 LOGGING = {
     "version": 1,

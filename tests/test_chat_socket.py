@@ -39,12 +39,6 @@ def saved_messages(conversation_id: str) -> list[Message]:
     return list(Message.objects.filter(conversation_id=conversation_id).order_by("created"))
 
 
-async def test_an_anonymous_socket_is_refused(transactional_db: None) -> None:
-    connected, code, communicator = await open_socket(None)
-    assert not connected
-    assert code == 4401
-
-
 async def test_a_socket_from_a_foreign_origin_is_refused(alice: Any) -> None:
     cookie = await sync_to_async(session_cookie)(alice)
     connected, _, _ = await open_socket(cookie, origin=b"https://evil.example")

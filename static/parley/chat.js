@@ -32,7 +32,7 @@ const sendButton = /** @type {HTMLButtonElement} */ (byId("send"));
 const stopButton = /** @type {HTMLButtonElement} */ (byId("stop"));
 const emptyNote = byId("empty");
 
-const socket = new ChatSocket(data.ws_path, data.protocol);
+const socket = new ChatSocket(data.ws_path, data.protocol, data.limits?.frame_chars);
 new ConnectionNotice(byId("connection"), socket);
 const messages = new MessageList(byId("messages"), new Announcer(byId("announcer")));
 const picker = new ModelPicker(/** @type {HTMLSelectElement} */ (byId("model")), data.models);

@@ -70,6 +70,7 @@
  *   temperature: number | null, max_tokens: number | null}} preferences
  * @property {Conversation | null} conversation
  * @property {Message[]} messages
+ * @property {{message_chars: number, frame_chars: number}} [limits]
  */
 
 export {};

@@ -99,8 +99,10 @@ export async function* serverAnswer(socket, answer, signal) {
   const offDelta = socket.on("delta", (f) => {
     if (f.message !== answer.message) return;
     if (f.replace) {
-      // A resume reply: the whole text up to f.seq, authoritative over whatever arrived before it.
-      if (f.seq < seq) return;
+      // A resume reply: the whole text up to f.seq, authoritative over whatever arrived before
+      // it — even at a lower seq: after a server restart the saved text wins over frames this
+      // tab saw that were never saved.
+      if (f.seq < seq && !awaitingResume) return;
       seq = f.seq;
       awaitingResume = false;
       push({ type: "delta", text: f.text ?? "", reasoning: f.reasoning ?? "", replace: true });
@@ -116,6 +118,8 @@ export async function* serverAnswer(socket, answer, signal) {
     seq = f.seq;
     push({ type: "delta", text: f.text ?? "", reasoning: f.reasoning ?? "" });
   });
+  // After a reconnect the socket resumes every tracked answer; its reply is authoritative.
+  const offHello = socket.on("hello", () => { awaitingResume = true; });
   const offEnd = socket.on("end", (f) => {
     if (f.message !== answer.message) return;
     push({ type: "end", status: f.status, reason: f.reason ?? null, usage: f.usage ?? null,
@@ -147,7 +151,7 @@ export async function* serverAnswer(socket, answer, signal) {
       if (event.type === "end") return;
     }
   } finally {
-    offDelta(); offEnd(); clearTimeout(grace);
+    offDelta(); offEnd(); offHello(); clearTimeout(grace);
     signal.removeEventListener("abort", stop);
     socket.untrack(answer.message);
   }

@@ -15,13 +15,18 @@ const PING_EVERY_MS = 25_000;
 const PONG_TIMEOUT_MS = 10_000;
 const MAX_BACKOFF_MS = 15_000;
 const NOT_SIGNED_IN = 4401;
+// The session this socket was opened with ended or changed: reconnecting at once finds out
+// which (a new password keeps the tab signed in; a logout makes the handshake say 4401).
+const SESSION_CHANGED = 4001;
 
 export class ChatSocket {
   /**
    * @param {string} path  page_data.ws_path
    * @param {number} protocol  the protocol version this page speaks
+   * @param {number} [maxFrameChars]  page_data.limits.frame_chars: larger frames are never sent
    */
-  constructor(path, protocol) {
+  constructor(path, protocol, maxFrameChars = Infinity) {
+    this.maxFrameChars = maxFrameChars;
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     this.url = `${scheme}//${location.host}${path}`;
     this.protocol = protocol;
@@ -75,6 +80,14 @@ export class ChatSocket {
    * @param {Frame} frame
    */
   send(frame) {
+    if (JSON.stringify(frame).length > this.maxFrameChars) {
+      // Refused here, not sent: a frame the server cannot take would be re-sent after
+      // every reconnect, for ever. The page hears it as the server's own too_large error.
+      const refusal = { type: "error", code: "too_large", client_id: frame.client_id,
+        message: "This message is too long to send." };
+      queueMicrotask(() => this.receive(JSON.stringify(refusal)));
+      return;
+    }
     if (frame.type === "send") this.unacked.set(frame.client_id, frame);
     if (this.ready && this.ws) this.ws.send(JSON.stringify(frame));
     // Not queued: a `send` waits in `unacked`, a resume is re-sent for every tracked answer on
@@ -174,6 +187,10 @@ export class ChatSocket {
     if (this.status === "outdated") return;
     if (code === NOT_SIGNED_IN) {
       this.setStatus("signed-out");
+      return;
+    }
+    if (code === SESSION_CHANGED) {
+      this.connect();
       return;
     }
     this.setStatus("offline");

@@ -54,6 +54,10 @@ class Command(BaseCommand):
             endpoints=build_endpoint_description_strings(host=host, port=port),
             signal_handlers=False,
             action_logger=AccessLogGenerator(sys.stdout) if access_log else None,
+            # Parley answers frames over its own limit with a `too_large` error frame
+            # (chat.limits.frame_bytes); Daphne's 1 MiB default dropped them with a bare 1006.
+            websocket_max_message_size=WIRE_MAX_BYTES,
+            websocket_max_frame_size=WIRE_MAX_BYTES,
         )
         stopping: list[asyncio.Future[None]] = []
 
@@ -87,6 +91,9 @@ class Command(BaseCommand):
 
 
 SERVICE_RESTART = 1012
+# Past this, Daphne closes the connection (1009) without Parley seeing the frame; the page
+# never sends anything near it (it checks a message's size before sending).
+WIRE_MAX_BYTES = 16 * 1024 * 1024
 
 
 def _bound_unsent_frames(limit: int) -> None:
