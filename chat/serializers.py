@@ -1,4 +1,7 @@
-"""The JSON shapes of conversations and messages, shared by the socket and the HTTP API."""
+"""The JSON shapes of conversations, messages and models, shared by the socket and the HTTP API.
+
+Frames are built in chat.protocol; these are the objects inside them.
+"""
 
 from __future__ import annotations
 
@@ -56,43 +59,3 @@ def message_json(m: Message) -> dict[str, Any]:
 def model_json(m: ChatModel) -> dict[str, Any]:
     # Only what a user needs to pick a model: never a URL, header or key.
     return {"id": str(m.id), "name": m.name, "provider": m.provider.display_name, "default": m.is_default}
-
-
-def ack_frame(posted: Any, client_id: object = None) -> dict[str, Any]:
-    """`ack`: the user's message is saved (protocol v1); `client_id` is the request's."""
-    return {
-        "type": "ack",
-        "client_id": str(client_id or posted.user_message.client_id),
-        "conversation": conversation_json(posted.conversation),
-        "message": message_json(posted.user_message),
-    }
-
-
-def saved_end_frame(message: Message) -> dict[str, Any]:
-    """`end` for an answer that is already saved (a replay or a late resume)."""
-    data = message_json(message)
-    return {
-        "type": "end",
-        "conversation": data["conversation"],
-        "message": data["id"],
-        "seq": data["seq"],
-        "status": data["status"],
-        "reason": data["reason"],
-        "usage": data["usage"],
-        "ttft_ms": data["ttft_ms"],
-        "error": data["error"],
-    }
-
-
-def replay_frames(posted: Any, client_id: object = None) -> list[dict[str, Any]]:
-    """A resend's answer: the same `ack`, then the answer as saved (with its `end` if finished).
-
-    If the answer is still streaming, its live frames reach every socket of the user anyway.
-    """
-    frames = [ack_frame(posted, client_id)]
-    assistant = posted.assistant
-    if assistant is not None:
-        frames.append({"type": "start", "conversation": str(posted.conversation.id), "message": message_json(assistant)})
-        if assistant.status != "streaming":
-            frames.append(saved_end_frame(assistant))
-    return frames
