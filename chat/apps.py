@@ -13,7 +13,8 @@ class ChatConfig(AppConfig):
 
         check_keys(list(settings.PARLEY_ENCRYPTION_KEYS))
 
-        from chat import catalog_cache, revocation
+        from chat import budgets, catalog_cache, revocation
 
         catalog_cache.connect_signals()
+        budgets.connect_signals()
         revocation.connect_signals()

@@ -19,6 +19,7 @@ from typing import Any
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from chat import protocol, revocation, sending
 from chat.access import NotFound, access_conversation, access_message
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 OUTBOX_LIMIT = 2000
 CLOSE_NOT_SIGNED_IN = revocation.CLOSE_SIGNED_OUT
 CLOSE_TOO_SLOW = 4408
+CLOSE_TOO_MANY_SOCKETS = 4429
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -47,6 +49,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.user is None or not self.user.is_authenticated:
             await self.accept()
             await self.close(code=CLOSE_NOT_SIGNED_IN)
+            return
+        limit = settings.PARLEY_USER_MAX_SOCKETS
+        if limit and hub.socket_count(self.user.id) >= limit:
+            # Counted per process: the load balancer keeps one user's sockets on one process.
+            await self.accept()
+            await self.send(text_data=protocol.error(
+                "too_many_sockets", f"You have {limit} Parley tabs open. Close one and this tab reconnects.",
+            ).json())
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS)
             return
         self.outbox: asyncio.Queue[str | int] = asyncio.Queue()
         self.writer = asyncio.create_task(self._drain())

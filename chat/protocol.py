@@ -276,6 +276,11 @@ def ack(client_id: object, conversation: dict[str, Any], message: dict[str, Any]
     return Frame({"type": "ack", "client_id": str(client_id), "conversation": conversation, "message": message})
 
 
+def budget(standings: list[dict[str, Any]]) -> Frame:
+    """The user's budgets that are nearly (or wholly) spent, after an answer."""
+    return Frame({"type": "budget", "budgets": standings})
+
+
 def title(conversation: object, text: str) -> Frame:
     return Frame({"type": "title", "conversation": str(conversation), "title": text})
 

@@ -1,9 +1,10 @@
 """The chat socket as a caller of the generation core: commands in, jobs and sinks out.
 
-A `send`, `regenerate` or `continue` is admitted, its client id claimed, checked and built
-(reads only, `prepare_*`), and handed to the registry as a Job with a ChatSink. The sink
-saves the rows while the upstream call already runs, answers `ack` once they are saved,
-and fans every frame out to the user's sockets.
+A `send`, `regenerate` or `continue` has its client id claimed, is checked and built (reads
+only, `prepare_*`), admitted (chat.admission: limits and budgets), and handed to the
+registry as a Job with a ChatSink. The sink saves the rows while the upstream call already
+runs, answers `ack` once they are saved, fans every frame out to the user's sockets, and
+writes the answer's usage record with its final state.
 
 Resends — the same client id again, after a lost ack or from a second tab at the same
 moment — are recognised in one place, `find_resend`, and answered with the same ack and
@@ -24,11 +25,11 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError
 
-from chat import admission, history, protocol, store, titles
+from chat import admission, budgets, history, metering, protocol, store, titles
 from chat.access import ModelUnavailable, NotFound, access_conversation, access_message, access_model_entry
 from chat.generation import Job, Outcome, hub, registry
 from chat.generation.hub import Deliver
-from chat.models import ChatModel, Conversation, Message, Reason, Role, Status, TitleSource, UserPreferences
+from chat.models import ChatModel, Conversation, Message, Reason, Role, Source, Status, TitleSource, UserPreferences
 from chat.protocol import AFTER_NEWEST, Frame, FrameError, Options
 from chat.serializers import conversation_json, message_json
 from providers.base import ChatMessage, ChatRequest, Target
@@ -56,10 +57,14 @@ class Prepared:
     """A command checked and built, not yet written: the rows and what to ask upstream."""
 
     start: store.NewAnswer
-    family: str
+    model: ChatModel  # from the catalogue, with its provider: what the answer is metered against
     target: Target
     request: ChatRequest
     client_id: uuid.UUID
+
+    @property
+    def family(self) -> str:
+        return self.model.provider.family
 
     def job(self, user_id: int, received_at: float) -> Job:
         assistant = self.start.assistant
@@ -168,7 +173,7 @@ def prepare_send(user: AbstractBaseUser, command: protocol.Send) -> Prepared | P
     )
     start = store.NewAnswer(user, conversation, is_new, user_message, _new_answer(conversation, user_message, model, None))
     return Prepared(
-        start, model.provider.family, entry.target, history.request(model, turns, options, conversation),
+        start, model, entry.target, history.request(model, turns, options, conversation),
         command.client_id,
     )
 
@@ -192,7 +197,7 @@ def prepare_regenerate(user: AbstractBaseUser, command: protocol.Regenerate) -> 
         new_user_message=False,
     )
     return Prepared(
-        start, model.provider.family, entry.target, history.request(model, turns, command.options, conversation),
+        start, model, entry.target, history.request(model, turns, command.options, conversation),
         command.client_id,
     )
 
@@ -214,7 +219,7 @@ def prepare_continue(user: AbstractBaseUser, command: protocol.Continue) -> Prep
         new_user_message=False, continues=True,
     )
     return Prepared(
-        start, model.provider.family, entry.target, history.request(model, turns, Options(), conversation),
+        start, model, entry.target, history.request(model, turns, Options(), conversation),
         command.client_id,
     )
 
@@ -283,12 +288,37 @@ class ChatSink:
 
     async def finish(self, outcome: Outcome) -> None:
         start = self.prepared.start
-        await store.finishes.submit((start.assistant.id, start.conversation.id, outcome))
+        usage = metering.record(self.user, Source.CHAT, self.prepared.model, outcome, message_id=start.assistant.id)
+        await store.finishes.submit((start.assistant.id, start.conversation.id, outcome, usage))
 
     def finished(self, outcome: Outcome) -> None:
         conversation = self.prepared.start.conversation
         if outcome.status == Status.COMPLETE and conversation.title_source == TitleSource.FIRST_MESSAGE:
             titles.schedule(conversation.id, self.user_id)  # in the background; never delays an answer
+        warn_if_near_budget(self.user)
+
+
+def warn_if_near_budget(user: AbstractBaseUser) -> None:
+    """After an answer: a `budget` frame to the user's tabs once a budget is nearly spent."""
+    if not budgets.budgets_for(user):
+        return
+
+    async def check() -> None:
+        try:
+            standings = await database_sync_to_async(budgets.standing, thread_sensitive=False)(user)
+        except Exception:
+            log.exception("could not read the budgets of user %s", user.pk)
+            return
+        near = [s.as_json() for s in standings if s.fraction >= budgets.WARN_AT]
+        if near:
+            hub.publish(user.pk, protocol.budget(near))
+
+    task = asyncio.get_running_loop().create_task(check())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+_background: set[asyncio.Task[None]] = set()
 
 
 # ---- starting an answer ------------------------------------------------------------------
@@ -300,45 +330,72 @@ async def start(
     user: AbstractBaseUser, client_id: uuid.UUID, conversation: str | None, received_at: float,
     prepare: Prepare, reply: Deliver, check_caller: Callable[[], None] = lambda: None,
 ) -> None:
-    """Admit, claim, check and start one answer for the socket that asked (`reply`).
+    """Claim, check, admit and start one answer for the socket that asked (`reply`).
 
     `check_caller` runs first, on the same worker thread as `prepare`: the socket re-checks
     its session there (it raises to refuse).
     """
-    refusal = admission.check(user, registry)
-    if refusal is not None:
-        raise FrameError(refusal.code, refusal.message, client_id, retry_after=refusal.retry_after)
     earlier = registry.in_flight(user.pk, client_id)
     if earlier is not None:
         # The same request from another tab at the same moment: wait for its save, then
         # this one is a resend like any other (prepare finds it and replays).
         await asyncio.wait([earlier], timeout=CLAIM_WAIT_SECONDS)
-    release = registry.claim_client_id(user.pk, client_id)
+    release: Callable[[], None] | None = registry.claim_client_id(user.pk, client_id)
     try:
-        prepared = await _prepare(user, client_id, conversation, lambda: (check_caller(), prepare())[1])
-        if isinstance(prepared, Posted):
-            for frame in replay(prepared, client_id):
+        checked = await _prepare(user, client_id, conversation, lambda: _checked(user, client_id, check_caller, prepare))
+        if isinstance(checked, Posted):
+            for frame in replay(checked, client_id):
                 reply(frame.json())
             return
+        ticket, prepared = checked
         # The upstream call starts now; the rows are saved alongside it, and the claim is
-        # released once they are (ChatSink.open).
-        registry.start(prepared.job(user.pk, received_at), ChatSink(prepared, user, reply, release))
+        # released once they are (ChatSink.open). The user's place is given back at the end.
+        sink = ChatSink(prepared, user, reply, release)
+        try:
+            registry.start(prepared.job(user.pk, received_at), sink, ticket.started, ticket.release)
+        except BaseException:
+            ticket.release()
+            raise
         release = None
     finally:
         if release is not None:
             release()
 
 
-async def _prepare(user: AbstractBaseUser, client_id: uuid.UUID, conversation: str | None, prepare: Prepare) -> Prepared | Posted:
+def _checked(
+    user: AbstractBaseUser, client_id: uuid.UUID, check_caller: Callable[[], None], prepare: Prepare
+) -> Posted | tuple[admission.Ticket, Prepared]:
+    """On a worker thread: the caller's check, the command's checks, then admission.
+
+    Admission comes after prepare so that a resend of something already answered is
+    replayed even to a user who has since reached a limit: it costs nothing upstream.
+    """
+    check_caller()
+    prepared = prepare()
+    if isinstance(prepared, Posted):
+        return prepared
+    try:
+        return admission.admit(user, registry), prepared
+    except admission.Refused as exc:
+        r = exc.refusal
+        raise FrameError(r.code, r.message, client_id, retry_after=r.retry_after) from None
+
+
+async def _prepare(user: AbstractBaseUser, client_id: uuid.UUID, conversation: str | None, prepare: Callable[[], Any]) -> Any:
     """Check and build, holding the conversation so two different sends cannot both start."""
     conversation_id = uuid.UUID(conversation) if conversation else None
     reserved = conversation_id is not None and registry.reserve(conversation_id, user.pk)
     if conversation_id is not None and not reserved and not await _is_resend(user, client_id, conversation_id):
         raise FrameError("busy", "An answer is still being generated in this conversation. Stop it or wait.", client_id)
+    # Read-only, so it may run on any worker thread: a burst of sends is checked in
+    # parallel instead of queueing behind every write on Channels' one ORM thread.
+    work = asyncio.ensure_future(database_sync_to_async(prepare, thread_sensitive=False)())
     try:
-        # Read-only, so it may run on any worker thread: a burst of sends is checked in
-        # parallel instead of queueing behind every write on Channels' one ORM thread.
-        return await database_sync_to_async(prepare, thread_sensitive=False)()
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        # The socket went away mid-check: places admission took must still be given back.
+        work.add_done_callback(_give_back)
+        raise
     except ModelUnavailable:
         raise FrameError("model_unavailable", "That model is not available to you.", client_id) from None
     except NotFound as exc:
@@ -348,6 +405,13 @@ async def _prepare(user: AbstractBaseUser, client_id: uuid.UUID, conversation: s
         if reserved:
             assert conversation_id is not None
             registry.release(conversation_id, user.pk)
+
+
+def _give_back(work: asyncio.Future[Any]) -> None:
+    if not work.cancelled() and work.exception() is None:
+        result = work.result()
+        if isinstance(result, tuple) and isinstance(result[0], admission.Ticket):
+            result[0].release()
 
 
 async def _is_resend(user: AbstractBaseUser, client_id: uuid.UUID, conversation_id: uuid.UUID) -> bool:

@@ -23,7 +23,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from chat.generation.job import Outcome
-from chat.models import Conversation, Message, Reason, Status
+from chat.models import Conversation, Message, Reason, Status, UsageRecord
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -203,15 +203,22 @@ def checkpoint_later(message_id: uuid.UUID, content: str, reasoning: str, seq: i
     task.add_done_callback(_checkpoint_tasks.discard)
 
 
-def do_finish_message(message_id: uuid.UUID, conversation_id: uuid.UUID, outcome: Outcome) -> None:
-    """Write an answer's final state (inside the caller's transaction, or its own)."""
+def do_finish_message(
+    message_id: uuid.UUID, conversation_id: uuid.UUID, outcome: Outcome, usage: UsageRecord | None = None
+) -> None:
+    """Write an answer's final state and its usage record, in one transaction (the caller's or its own)."""
     now = timezone.now()
     with transaction.atomic():
         Message.objects.filter(id=message_id).update(updated=now, **dataclasses.asdict(outcome))
         Conversation.objects.filter(id=conversation_id).update(updated=now)
+        if usage is not None:
+            usage.pk = None  # a retry after a rolled-back attempt inserts afresh
+            usage.save(force_insert=True)
 
 
-finishes: Batch[tuple[uuid.UUID, uuid.UUID, Outcome], None] = Batch(lambda item: do_finish_message(*item))
+finishes: Batch[tuple[uuid.UUID, uuid.UUID, Outcome, UsageRecord | None], None] = Batch(
+    lambda item: do_finish_message(*item)
+)
 
 
 def do_recover_orphans() -> int:

@@ -118,10 +118,11 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+            "KEY_PREFIX": "parley",
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": "parley"}}
 
 # --- Auth ---------------------------------------------------------------------------
 LOGIN_URL = "login"
@@ -173,6 +174,11 @@ PARLEY_MAX_UNSENT_BYTES = env.int("PARLEY_MAX_UNSENT_BYTES", default=4 * 1024 * 
 # Admission control: above this many answers in flight, new sends are told to retry later.
 PARLEY_MAX_ACTIVE_GENERATIONS = env.int("PARLEY_MAX_ACTIVE_GENERATIONS", default=300)
 PARLEY_BUSY_RETRY_SECONDS = env.int("PARLEY_BUSY_RETRY_SECONDS", default=5)
+# Fair use, per user (0 turns a limit off): answers at once, answers asked per minute, open
+# sockets (tabs) per process. Budgets in tokens and money are set in the admin (Budgets).
+PARLEY_USER_MAX_ACTIVE_GENERATIONS = env.int("PARLEY_USER_MAX_ACTIVE_GENERATIONS", default=3)
+PARLEY_USER_MESSAGES_PER_MINUTE = env.int("PARLEY_USER_MESSAGES_PER_MINUTE", default=30)
+PARLEY_USER_MAX_SOCKETS = env.int("PARLEY_USER_MAX_SOCKETS", default=20)
 # Seconds a process trusts its copy of the model catalogue (see chat/catalog_cache.py):
 # admin changes in this process apply at once, changes from other processes within this.
 PARLEY_CATALOG_CACHE_SECONDS = env.float("PARLEY_CATALOG_CACHE_SECONDS", default=2.0)

@@ -68,7 +68,8 @@ class ReasoningDelta:
 @dataclasses.dataclass(frozen=True, slots=True)
 class Usage:
     input_tokens: int | None = None
-    output_tokens: int | None = None
+    output_tokens: int | None = None  # thinking included: it is billed as output
+    reasoning_tokens: int | None = None  # of the output, where the provider says
 
 
 class FinishReason(str, enum.Enum):

@@ -111,9 +111,11 @@ def parse_chunk(obj: object) -> list[Event]:
         if isinstance(output, int) and isinstance(thoughts, int):
             output += thoughts  # thinking is billed as output
         prompt = meta.get("promptTokenCount")
-        events.append(
-            Usage(prompt if isinstance(prompt, int) else None, output if isinstance(output, int) else None)
-        )
+        events.append(Usage(
+            prompt if isinstance(prompt, int) else None,
+            output if isinstance(output, int) else None,
+            thoughts if isinstance(thoughts, int) else None,
+        ))
     block = (obj.get("promptFeedback") or {}).get("blockReason")
     if isinstance(block, str) and block:
         events.append(Done(*_filtered(block, "prompt")))

@@ -100,9 +100,12 @@ def _usage(raw: object) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    details = raw.get("completion_tokens_details")
+    reasoning = details.get("reasoning_tokens") if isinstance(details, dict) else None
     return Usage(
         prompt if isinstance(prompt, int) else None,
         completion if isinstance(completion, int) else None,
+        reasoning if isinstance(reasoning, int) and not isinstance(reasoning, bool) else None,
     )
 
 

@@ -38,6 +38,7 @@ def merge_usage(old: Usage | None, new: Usage) -> Usage:
     return Usage(
         new.input_tokens if new.input_tokens is not None else old.input_tokens,
         new.output_tokens if new.output_tokens is not None else old.output_tokens,
+        new.reasoning_tokens if new.reasoning_tokens is not None else old.reasoning_tokens,
     )
 
 

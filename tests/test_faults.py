@@ -621,6 +621,7 @@ async def test_twenty_streams_through_a_database_is_locked_storm_lose_no_write(
     settings: Any,
 ) -> None:
     settings.PARLEY_CHECKPOINT_SECONDS = 0.2
+    settings.PARLEY_USER_MAX_ACTIVE_GENERATIONS = 0  # twenty of one user's answers at once, on purpose
     streams, tokens = 20, [f"s{i} " for i in range(30)]
     fake.set_default(Script(tokens=tokens, tokens_per_second=30))
     path = connection.settings_dict["NAME"]

@@ -132,14 +132,15 @@ async def test_an_answer_past_the_time_limit_is_stopped_and_saved(alice: Any, fa
     assert saved.reason == "time_limit" and saved.content.startswith("slow ")
 
 
-async def test_without_reported_usage_the_streamed_chunks_are_counted_and_marked_estimated(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+async def test_without_reported_usage_the_tokens_are_estimated_and_marked_so(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+    # Output: one token per streamed chunk; input: a token per four characters of the prompt.
     fake.enqueue(Script(tokens=["a", "b", "c", "d"], usage=None))
     sock = await connect(alice)
-    await sock.send(send_frame(fake_model))
+    await sock.send(send_frame(fake_model, "sixteen chars ok"))
     end = (await sock.recv_until("end"))[-1]
-    assert end["usage"] == {"input_tokens": None, "output_tokens": 4, "estimated": True}
+    assert end["usage"] == {"input_tokens": 4, "output_tokens": 4, "estimated": True}
     saved = await Message.objects.aget(id=end["message"])
-    assert (saved.output_tokens, saved.usage_estimated) == (4, True)
+    assert (saved.input_tokens, saved.output_tokens, saved.usage_estimated) == (4, 4, True)
 
 
 @override_settings(PARLEY_DEFAULT_TEMPERATURE=0.9, PARLEY_DEFAULT_MAX_TOKENS=300)

@@ -33,6 +33,12 @@ class Job:
     source: str = "chat"  # who asked: "chat" (the socket), later "api"
 
 
+def estimate_tokens(text: str) -> int:
+    """Roughly a token per four characters (English prose, a BPE tokenizer): for answers
+    whose provider reports no usage, marked as estimated wherever it is shown."""
+    return -(-len(text) // 4)
+
+
 @dataclasses.dataclass
 class Outcome:
     """How an answer ended, in the words the database keeps."""
@@ -45,7 +51,9 @@ class Outcome:
     input_tokens: int | None = None
     output_tokens: int | None = None
     usage_estimated: bool = False
+    reasoning_tokens: int | None = None
     ttft_ms: int | None = None
+    duration_ms: int | None = None  # request received → the answer ended
     error_kind: str = ""
     error_message: str = ""
     error_ref: str = ""

@@ -4,6 +4,7 @@ that keep two requests from starting the same answer twice."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Callable
 
@@ -23,6 +24,8 @@ class Registry:
         self._reserved: dict[uuid.UUID, int] = {}
         # Client ids in flight: a second request with the same one waits for the first.
         self._claims: dict[tuple[int, uuid.UUID], asyncio.Future[None]] = {}
+        self._starting = 0  # admitted, not yet started (see take_capacity)
+        self._lock = threading.Lock()
         # False once shutdown begins: new answers are refused instead of being cut short.
         self.accepting = True
 
@@ -30,9 +33,21 @@ class Registry:
     def active_count(self) -> int:
         return len(self._by_message)
 
-    def pending_count(self) -> int:
-        """Running plus about to run: what a new answer competes with."""
-        return len(self._by_message) + len(self._reserved)
+    def take_capacity(self, limit: int) -> bool:
+        """A place among the process's answers for one about to start (from any thread).
+
+        Running answers and admitted ones not yet started both count, so a burst of sends
+        checked in parallel cannot all slip under the limit.
+        """
+        with self._lock:
+            if len(self._by_message) + self._starting >= limit:
+                return False
+            self._starting += 1
+            return True
+
+    def give_back_capacity(self) -> None:
+        with self._lock:
+            self._starting -= 1
 
     def user_count(self, user_id: int) -> int:
         return self._per_user.get(user_id, 0)
@@ -84,12 +99,19 @@ class Registry:
     def get_by_conversation(self, conversation_id: uuid.UUID) -> Generation | None:
         return self._by_conversation.get(conversation_id)
 
-    def start(self, job: Job, sink: Sink) -> Generation:
+    def start(
+        self, job: Job, sink: Sink, on_start: Callable[[], None] | None = None, on_end: Callable[[], None] | None = None
+    ) -> Generation:
+        """Run the job. `on_start` once it counts as running; `on_end` (sync, may do I/O: it runs
+        on a worker thread) when it has ended."""
         generation = Generation(job, sink)
+        generation.on_end = on_end
         self._reserved.pop(job.conversation_id, None)
         self._by_conversation[job.conversation_id] = generation
         self._by_message[job.message_id] = generation
         self._per_user[job.user_id] = self._per_user.get(job.user_id, 0) + 1
+        if on_start is not None:
+            on_start()
         generation.task = asyncio.create_task(self._run(generation), name=f"generation-{job.message_id}")
         # An admin cap on one answer's length in time: a runaway stream cannot hold a slot forever.
         generation.time_limit = asyncio.get_running_loop().call_later(
@@ -101,6 +123,8 @@ class Registry:
         try:
             await generation.run()
         finally:
+            if generation.on_end is not None:
+                asyncio.get_running_loop().run_in_executor(None, generation.on_end)
             if generation.time_limit is not None:
                 generation.time_limit.cancel()
             self._by_conversation.pop(generation.conversation_id, None)

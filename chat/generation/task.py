@@ -15,15 +15,17 @@ import dataclasses
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
 
-from chat.generation.job import Job, Outcome, Sink
+from chat.generation.job import Job, Outcome, Sink, estimate_tokens
 from chat.models import Reason, Status
 from chat.protocol import AnswerFrames, Frame
 from providers import registry as provider_registry
 from providers.base import Done, ErrorKind, FinishReason, ProviderError, ReasoningDelta, TextDelta, Usage
+from providers.streaming import merge_usage
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,7 @@ class Generation:
         self.end_frame: Frame | None = None
         self.task: asyncio.Task[None] | None = None
         self.time_limit: asyncio.TimerHandle | None = None
+        self.on_end: Callable[[], None] | None = None
 
     # --- what has been published ------------------------------------------------------
     def published_text(self) -> str:
@@ -195,10 +198,7 @@ class Generation:
             await self._finish(done, error, cancelled)
 
     def _take_usage(self, usage: Usage) -> None:
-        self.usage = Usage(
-            usage.input_tokens if usage.input_tokens is not None else self.usage.input_tokens,
-            usage.output_tokens if usage.output_tokens is not None else self.usage.output_tokens,
-        )
+        self.usage = merge_usage(self.usage, usage)
 
     async def _wait_for_open(self) -> bool:
         """True once the sink has saved the start; a dropped answer ends here."""
@@ -217,10 +217,17 @@ class Generation:
             ttft = round((self.first_token_at - self.job.received_at) * 1000)
         outcome = Outcome(
             status=Status.COMPLETE, reason=Reason.STOP, content=content, reasoning=reasoning, seq=self.seq,
-            input_tokens=self.usage.input_tokens, output_tokens=self.usage.output_tokens, ttft_ms=ttft,
+            input_tokens=self.usage.input_tokens, output_tokens=self.usage.output_tokens,
+            reasoning_tokens=self.usage.reasoning_tokens, ttft_ms=ttft,
+            duration_ms=round((time.monotonic() - self.job.received_at) * 1000),
         )
+        # A provider that reports no usage (llama-cpp-python's server) is estimated, and says
+        # so: a streamed chunk is about a token, a prompt about four characters a token.
         if outcome.output_tokens is None and self.chunks:
             outcome.output_tokens, outcome.usage_estimated = self.chunks, True
+        if outcome.input_tokens is None and (self.chunks or self.usage.output_tokens is not None):
+            prompt = "".join(m.content for m in self.job.request.messages)
+            outcome.input_tokens, outcome.usage_estimated = estimate_tokens(prompt), True
         if cancelled:
             outcome.status, outcome.reason = Status.INCOMPLETE, self.cancel_reason
         elif error is None and done is None:

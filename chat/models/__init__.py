@@ -4,5 +4,10 @@ from chat.models.browser import BrowserModel as BrowserModel  # re-exported for 
 from chat.models.catalog import ChatModel, Family, Provider
 from chat.models.conversations import Conversation, Message, Reason, Role, Status, TitleSource
 from chat.models.preferences import Theme, UserPreferences
+from chat.models.usage import Budget, Period, Source, UsageRecord
+from chat.models.audit import AuditEvent
 
-__all__ = ["ChatModel", "Conversation", "Family", "Message", "Provider", "Reason", "Role", "Status", "Theme", "TitleSource", "UserPreferences"]
+__all__ = [
+    "AuditEvent", "Budget", "ChatModel", "Conversation", "Family", "Message", "Period", "Provider", "Reason",
+    "Role", "Source", "Status", "Theme", "TitleSource", "UsageRecord", "UserPreferences",
+]

@@ -104,6 +104,7 @@ class ChatModel(models.Model):
     context_window = models.PositiveIntegerField(null=True, blank=True)
     price_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
     price_output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    price_currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code of both prices.")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -89,7 +89,9 @@ class Message(models.Model):
     # The provider reported no usage, so output_tokens counts the streamed chunks instead
     # (exact for llama.cpp-style servers, approximate elsewhere). Never bill from it.
     usage_estimated = models.BooleanField(default=False)
+    reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)  # request received → last token
     error_kind = models.CharField(max_length=20, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
     error_ref = models.CharField(max_length=16, blank=True)

@@ -25,6 +25,8 @@ export class ConnectionNotice {
       b.textContent = "Connection lost. Reconnecting…";
     } else if (status === "signed-out") {
       this.withLink("You have been signed out.", "Sign in again", this.loginUrl());
+    } else if (status === "too-many") {
+      b.textContent = "Too many Parley tabs are open. Close one and this tab reconnects.";
     } else if (status === "outdated") {
       this.withLink("Parley has been updated.", "Reload the page", location.href);
     }

@@ -8,7 +8,7 @@
  */
 
 /** @typedef {{type: string, [key: string]: any}} Frame */
-/** @typedef {"connecting" | "online" | "offline" | "signed-out" | "outdated"} SocketStatus */
+/** @typedef {"connecting" | "online" | "offline" | "signed-out" | "outdated" | "too-many"} SocketStatus */
 
 const PING_EVERY_MS = 25_000;
 // A pong slower than this means the socket is dead even if the browser has not noticed.
@@ -18,6 +18,9 @@ const NOT_SIGNED_IN = 4401;
 // The session this socket was opened with ended or changed: reconnecting at once finds out
 // which (a new password keeps the tab signed in; a logout makes the handshake say 4401).
 const SESSION_CHANGED = 4001;
+// This user has too many tabs open (PARLEY_USER_MAX_SOCKETS): try again now and then.
+const TOO_MANY_SOCKETS = 4429;
+const TOO_MANY_RETRY_MS = 15_000;
 
 export class ChatSocket {
   /**
@@ -191,6 +194,11 @@ export class ChatSocket {
     }
     if (code === SESSION_CHANGED) {
       this.connect();
+      return;
+    }
+    if (code === TOO_MANY_SOCKETS) {
+      this.setStatus("too-many");
+      this.retry = setTimeout(() => this.connect(), TOO_MANY_RETRY_MS);
       return;
     }
     this.setStatus("offline");
