@@ -118,7 +118,7 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
-            "KEY_PREFIX": "parley",
+            "KEY_PREFIX": env.str("PARLEY_CACHE_PREFIX", default="parley"),
         }
     }
 else:
