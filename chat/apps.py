@@ -13,8 +13,9 @@ class ChatConfig(AppConfig):
 
         check_keys(list(settings.PARLEY_ENCRYPTION_KEYS))
 
-        from chat import budgets, catalog_cache, revocation
+        from chat import audit, budgets, catalog_cache, revocation
 
+        audit.connect_signals()
         catalog_cache.connect_signals()
         budgets.connect_signals()
         revocation.connect_signals()
