@@ -21,6 +21,8 @@ import typing
 import httpcore
 import httpx
 
+from chatsite import private_apis
+
 # Stop reading from the socket while this much sits unread (a slow consumer), so a
 # fast upstream cannot grow our memory; resume once it is half drained.
 HIGH_WATER = 256 * 1024
@@ -219,12 +221,13 @@ def transport(ssl_context: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
     )
     # httpx builds its httpcore pool without a way to name the backend; swap the pool for
     # an identical one that has it (tests/providers/test_transport.py checks it is used).
-    result._pool = httpcore.AsyncConnectionPool(
+    pool = httpcore.AsyncConnectionPool(
         ssl_context=ssl_context,
         max_connections=1,
         max_keepalive_connections=1,
         keepalive_expiry=5.0,
         network_backend=AsyncioBackend(),
     )
+    private_apis.set_connection_pool(result, pool)
     return result
 

@@ -1,0 +1,120 @@
+"""Every place Parley reaches past a library's public API, in one module.
+
+Each touch below buys something measured (see docs/performance.md) that the library has
+no public way to do. They are pinned to the exact versions tested in pyproject.toml, and
+tests/test_private_apis.py checks each one against the installed libraries, failing with
+the library's name and version when an upgrade breaks it. To upgrade one of these
+libraries: bump its pin, run that test file, and fix what it names here, nowhere else.
+
+No Django here (providers/ imports this module and stays free of Django), and nothing
+imported at module level beyond the HTTP stack providers/ already uses: Daphne's and
+Twisted's modules are imported only inside the functions that patch them, because
+importing daphne.server installs Twisted's reactor.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpcore
+import httpx
+
+log = logging.getLogger(__name__)
+
+# The libraries reached into here; tests/test_private_apis.py holds them to the pins.
+LIBRARIES = ("httpx", "httpcore", "daphne", "twisted", "autobahn")
+
+
+# ---- httpx / httpcore: the provider HTTP client --------------------------------------------
+
+
+def set_connection_pool(transport: httpx.AsyncHTTPTransport, pool: httpcore.AsyncConnectionPool) -> None:
+    """Give an httpx transport a pool built by us (to name httpcore's network backend).
+
+    httpx builds its httpcore pool in ``AsyncHTTPTransport.__init__`` with no way to pass
+    ``network_backend``, and keeps it in ``_pool``; providers/transport.py swaps in an
+    identical pool that reads through its asyncio backend.
+    """
+    transport._pool = pool
+
+
+# ---- Twisted: the reactor and its write buffers --------------------------------------------
+
+
+def asyncio_loop(reactor: Any) -> Any:
+    """The asyncio loop under Twisted's AsyncioSelectorReactor (its ``_asyncioEventloop``).
+
+    `manage.py serve` schedules its shutdown drain, a coroutine, on the loop Daphne's
+    reactor runs; the reactor does not expose it.
+    """
+    return reactor._asyncioEventloop
+
+
+def unsent_bytes(transport: Any) -> int:
+    """Bytes a Twisted TCP transport holds that the socket has not taken yet.
+
+    Twisted's FileDescriptor keeps them in ``dataBuffer`` (from ``offset`` on) plus
+    ``_tempDataLen`` bytes of ``_tempDataBuffer`` queued since the last ``doWrite``; no
+    public call says how much is waiting, and it is what tells a stuck reader. A
+    transport without these fields counts as having nothing waiting (the cap is then off,
+    never the socket broken); the test holds a real FileDescriptor to them.
+    """
+    return (
+        len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
+        + getattr(transport, "_tempDataLen", 0)
+    )
+
+
+# ---- Daphne / autobahn: frames out and close codes -----------------------------------------
+
+SERVICE_RESTART = 1012
+
+
+def bound_unsent_frames(limit: int) -> None:
+    """Cut a WebSocket whose client has stopped taking frames off the wire.
+
+    Daphne hands every frame to Twisted at once (``WebSocketProtocol.serverSend``), and
+    Twisted buffers what the peer does not read without bound, so the consumer's outbox
+    never fills: a stuck browser would hold its whole answer (and every later one) in
+    server memory. Past ``limit`` unsent bytes the connection is aborted; the answer
+    carries on server-side, and the browser reconnects and resumes it in one frame. A
+    close frame would only queue behind the backlog. Wraps Daphne's serverSend.
+    """
+    from daphne.ws_protocol import WebSocketProtocol
+
+    original = WebSocketProtocol.serverSend
+
+    def server_send(self: Any, content: Any, binary: bool = False) -> None:
+        transport = self.transport
+        unsent = unsent_bytes(transport)
+        if unsent > limit:
+            if not getattr(self, "parley_cut", False):
+                self.parley_cut = True
+                log.warning("cut a WebSocket whose client stopped reading (%d bytes unsent)", unsent)
+                transport.abortConnection()
+            return
+        original(self, content, binary)
+
+    WebSocketProtocol.serverSend = server_send
+
+
+def allow_service_restart_close_code() -> None:
+    """Let Daphne send close code 1012 ("service restart", RFC 6455 registry).
+
+    Autobahn's ``sendClose`` only accepts 1000 and 3000-4999 from applications, so a 1012
+    from the consumer would fail and the client would see an abnormal 1006 instead of the
+    hint to reconnect. Daphne's ``serverClose`` calls sendClose; this wraps it to call
+    autobahn's lower-level ``sendCloseFrame`` (documented as internal), which sends any code.
+    """
+    from daphne.ws_protocol import WebSocketProtocol
+
+    original = WebSocketProtocol.serverClose
+
+    def server_close(self: Any, code: int | None = None) -> None:
+        if code == SERVICE_RESTART:
+            self.sendCloseFrame(code=SERVICE_RESTART, isReply=False)
+        else:
+            original(self, code)
+
+    WebSocketProtocol.serverClose = server_close
