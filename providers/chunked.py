@@ -48,14 +48,7 @@ class ChunkedDecoder:
         pos, end = 0, len(data)
         while pos < end:
             state = self.state
-            if state == DATA:
-                take = min(self._left, end - pos)
-                out.append(data[pos : pos + take])
-                pos += take
-                self._left -= take
-                if not self._left:
-                    self.state, self._left = DATA_END, 2
-            elif state == SIZE:
+            if state == SIZE:
                 eol = data.find(b"\r\n", pos)
                 if eol < 0:
                     self._keep(data[pos:], "size line")
@@ -65,7 +58,19 @@ class ChunkedDecoder:
                     raise _malformed(f"bad chunk size line {data[pos:eol][:40]!r}")
                 size = int(match.group(1), 16)
                 pos = eol + 2
-                self.state, self._left = (DATA, size) if size else (TRAILER, 0)
+                stop = pos + size
+                if size and stop + 2 <= end and data[stop : stop + 2] == b"\r\n":
+                    out.append(data[pos:stop])  # the usual case: a whole chunk in this read
+                    pos = stop + 2
+                else:
+                    self.state, self._left = (DATA, size) if size else (TRAILER, 0)
+            elif state == DATA:
+                take = min(self._left, end - pos)
+                out.append(data[pos : pos + take])
+                pos += take
+                self._left -= take
+                if not self._left:
+                    self.state, self._left = DATA_END, 2
             elif state == DATA_END:
                 expected = b"\r\n"[2 - self._left :]
                 got = data[pos : pos + self._left]
@@ -89,7 +94,9 @@ class ChunkedDecoder:
             else:
                 self.leftover += data[pos:]
                 break
-        return out[0] if len(out) == 1 else b"".join(out)
+        if len(out) == 1:
+            return out[0]
+        return b"".join(out)
 
     def _keep(self, rest: bytes, what: str) -> None:
         if len(rest) > MAX_LINE:
