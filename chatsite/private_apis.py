@@ -17,13 +17,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import h11
 import httpcore
 import httpx
 
 log = logging.getLogger(__name__)
 
 # The libraries reached into here; tests/test_private_apis.py holds them to the pins.
-LIBRARIES = ("httpx", "httpcore", "daphne", "twisted", "autobahn")
+LIBRARIES = ("httpx", "httpcore", "h11", "daphne", "twisted", "autobahn")
 
 
 # ---- httpx / httpcore: the provider HTTP client --------------------------------------------
@@ -37,6 +38,26 @@ def set_connection_pool(transport: httpx.AsyncHTTPTransport, pool: httpcore.Asyn
     identical pool that reads through its asyncio backend.
     """
     transport._pool = pool
+
+
+def h11_connection(response: httpx.Response) -> h11.Connection | None:
+    """The h11 state machine under a streaming response from our transport, or None.
+
+    providers/transport.py reads a chunked body straight off the connection and then
+    has to tell h11 the body ended, so httpcore puts the connection back for reuse
+    instead of closing it. httpx and httpcore keep the path to it private:
+    ``Response.stream`` (httpx's BoundAsyncStream) → ``_stream`` (httpx's
+    AsyncResponseStream) → ``_httpcore_stream`` (httpcore's PoolByteStream) → ``_stream``
+    (HTTP11ConnectionByteStream) → ``_connection`` (AsyncHTTP11Connection) →
+    ``_h11_state``. Only h11's public API is used on what comes back. None (and the
+    caller falls back to httpx's own iterator) if any step is missing.
+    """
+    stream: Any = response.stream
+    for attribute in ("_stream", "_httpcore_stream", "_stream", "_connection", "_h11_state"):
+        stream = getattr(stream, attribute, None)
+        if stream is None:
+            return None
+    return stream if isinstance(stream, h11.Connection) else None
 
 
 # ---- Twisted: the reactor and its write buffers --------------------------------------------

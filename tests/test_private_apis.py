@@ -15,12 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h11
 import httpcore
 import httpx
 import pytest
 
 from chatsite import private_apis
-from providers.transport import AsyncioStream, transport
+from providers.transport import AsyncioStream, DirectBody, transport
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,6 +99,26 @@ async def test_a_pool_set_on_a_transport_is_the_one_requests_go_through() -> Non
             "httpx", "a pool set as `_pool` is not what requests use (the asyncio backend is bypassed)"
         )
         await response.aread()
+
+
+async def test_a_streaming_response_leads_to_its_h11_connection_and_a_body_read_past_h11_is_reused() -> None:
+    server, port, connections = await keep_alive_server()
+    async with server, httpx.AsyncClient(transport=transport(ssl.create_default_context())) as client:
+        for _ in range(2):
+            async with client.stream("POST", f"http://127.0.0.1:{port}/") as response:
+                connection = private_apis.h11_connection(response)
+                assert isinstance(connection, h11.Connection), broke(
+                    "httpcore", "Response.stream._stream._httpcore_stream._stream._connection._h11_state is gone"
+                )
+                assert connection.their_state is h11.SEND_BODY, broke("h11", "a response head leaves h11 elsewhere")
+                body = DirectBody.open(response)
+                assert body is not None
+                assert b"".join([chunk async for chunk in body]) == b"data: hi\n\n"
+                await body.aclose()
+                assert connection.their_state is h11.DONE, broke("h11", "the body's end did not finish the message")
+        assert len(connections) == 1, broke(
+            "httpcore", "a connection whose h11 state reached the end of the body was not kept for reuse"
+        )
 
 
 # ---- Twisted --------------------------------------------------------------------------------
