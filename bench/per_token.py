@@ -26,7 +26,7 @@ from typing import Any
 
 from bench import machine
 from bench.load import enqueue, open_tabs, pct, stream_one
-from bench.relay import Fake, Tab, cpu_seconds
+from bench.relay import Fake, Tab, cpu_seconds, cpu_split
 from bench.servers import FloorServer, ParleyServer
 
 STREAMS = int(os.environ.get("BENCH_CPU_STREAMS", "100"))
@@ -53,12 +53,13 @@ async def floor_stats(tab: Tab) -> dict[str, int]:
 async def one_round(who: Contender, fake: Fake) -> dict[str, Any]:
     seen = machine.brief()
     await enqueue(fake, len(who.tabs), TOKENS)
-    cpu_before, fake_before = cpu_seconds(who.pid), cpu_seconds(fake.proc.pid)
+    (user_before, sys_before), fake_before = cpu_split(who.pid), cpu_seconds(fake.proc.pid)
     started = time.monotonic()
     answers = await asyncio.gather(*(stream_one(t, who.model) for t in who.tabs), return_exceptions=True)
     wall = time.monotonic() - started
     await asyncio.sleep(0.2)  # the last final writes and connection hand-backs are part of the cost
-    cpu = cpu_seconds(who.pid) - cpu_before
+    user, system = (after - before for after, before in zip(cpu_split(who.pid), (user_before, sys_before), strict=True))
+    cpu = user + system
     ok = [a for a in answers if isinstance(a, dict)]
     tokens = sum(len(a["stamps"]) for a in ok)
     lost = len(answers) - len(ok) + sum(
@@ -67,6 +68,7 @@ async def one_round(who: Contender, fake: Fake) -> dict[str, Any]:
     latency = [ms for a in ok for ms in a["token_ms"]]
     return {
         "us_per_token": cpu / max(tokens, 1) * 1e6,
+        "user_us_per_token": user / max(tokens, 1) * 1e6,
         "tokens": tokens,
         "lost": lost,
         "cpu_s": cpu,
@@ -79,7 +81,8 @@ async def one_round(who: Contender, fake: Fake) -> dict[str, Any]:
 
 def _row(r: dict[str, Any]) -> str:
     return (
-        f"{r['us_per_token']:.1f} µs/token ({r['cpu_s']:.2f} s CPU / {r['tokens']:,} tokens, "
+        f"{r['us_per_token']:.1f} µs/token, {r['user_us_per_token']:.1f} of it user "
+        f"({r['cpu_s']:.2f} s CPU / {r['tokens']:,} tokens, "
         f"{r['lost']} lost, p95 added {r['p95_ms']:.0f} ms, wall {r['wall_s']:.2f} s; {r['machine']})"
     )
 
@@ -117,9 +120,15 @@ async def _run() -> dict[str, Any]:
             us = [r["us_per_token"] for r in who.rounds]
             ratios = [a / b for a, b in zip(us, floor_us, strict=True)]
             results[f"{who.name}: µs per token, median of rounds"] = statistics.median(us)
+            results[f"{who.name}: user-mode µs per token, median"] = statistics.median(
+                r["user_us_per_token"] for r in who.rounds
+            )
             results[f"{who.name} ÷ floor, median of per-pair ratios"] = statistics.median(ratios)
             results[f"{who.name}: lost answers, all rounds"] = sum(r["lost"] for r in who.rounds)
         results["floor: µs per token, median of rounds"] = statistics.median(floor_us)
+        results["floor: user-mode µs per token, median"] = statistics.median(
+            r["user_us_per_token"] for r in contenders[-1].rounds
+        )
         parley_us = results["Parley: µs per token, median of rounds"]
         ratio = results["Parley ÷ floor, median of per-pair ratios"]
         results["target"] = (
