@@ -87,6 +87,41 @@ def unsent_bytes(transport: Any) -> int:
     )
 
 
+def send_writes_at_once(connection_class: Any = None) -> None:
+    """Send on a Twisted TCP connection at once when nothing is queued, not on the next pass.
+
+    Twisted's ``FileDescriptor.write`` only queues: it registers the socket for writing
+    (an epoll_ctl), the reactor's next pass sends (``doWrite``) and unregisters it
+    (another epoll_ctl). At a frame per token that was two syscalls and a trip round the
+    loop per frame. asyncio's own transports try ``send`` first and queue only what the
+    socket did not take; this does the same on ``tcp.Server`` (every connection Daphne
+    accepts): with nothing queued it calls the connection's ``writeSomeData``, and whatever
+    is left over (a full socket buffer, an error) goes through Twisted's own ``write``,
+    so ordering, back-pressure, the unsent-bytes cap and error handling stay Twisted's.
+    Reads ``TLS``, ``disconnecting``, ``_writeDisconnected``, ``dataBuffer``, ``offset``
+    and ``_tempDataLen``. ``connection_class`` is for the test (tcp.Server otherwise).
+    """
+    from twisted.internet import tcp
+
+    cls = connection_class or tcp.Server
+    original = cls.write
+
+    def write(self: Any, data: bytes) -> None:
+        if (
+            type(data) is bytes and data and self.connected and not self.TLS and not self.disconnecting
+            and not self._writeDisconnected and not self._tempDataLen and len(self.dataBuffer) == self.offset
+        ):
+            sent = self.writeSomeData(data)
+            if sent == len(data):
+                return
+            if isinstance(sent, int):
+                data = data[sent:]
+            # else an error: Twisted's own write queues it and its doWrite meets the error.
+        original(self, data)
+
+    cls.write = write
+
+
 # ---- Daphne / autobahn: frames out and close codes -----------------------------------------
 
 SERVICE_RESTART = 1012

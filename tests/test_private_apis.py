@@ -10,6 +10,7 @@ import asyncio
 import importlib.metadata
 import inspect
 import re
+import socket
 import ssl
 import subprocess
 import sys
@@ -189,3 +190,44 @@ def test_autobahn_still_sends_any_close_code_through_sendCloseFrame() -> None:
     assert {"code", "isReply"} <= set(parameters(WebSocketProtocol.sendCloseFrame)), broke(
         "autobahn", "WebSocketProtocol.sendCloseFrame(code=, isReply=) changed"
     )
+
+
+def accepted_connection(server_class: type) -> tuple[object, socket.socket]:
+    """A real Twisted tcp.Server (of ``server_class``) over one end of a socket pair."""
+    from twisted.internet.protocol import Protocol
+    from twisted.internet.testing import MemoryReactor
+
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    theirs.settimeout(0.3)
+    connection = server_class(ours, Protocol(), ("127.0.0.1", 1), None, 1, MemoryReactor())
+    return connection, theirs
+
+
+def test_a_write_with_nothing_queued_is_sent_at_once_and_a_backlog_keeps_its_order() -> None:
+    from twisted.internet import tcp
+
+    class Queued(tcp.Server):
+        pass
+
+    class AtOnce(tcp.Server):
+        pass
+
+    private_apis.send_writes_at_once(AtOnce)
+    queued, queued_peer = accepted_connection(Queued)
+    queued.write(b"hello")  # type: ignore[attr-defined]
+    with pytest.raises(TimeoutError):
+        queued_peer.recv(10)  # Twisted alone waits for the reactor's next pass
+    at_once, peer = accepted_connection(AtOnce)
+    for field in ("TLS", "connected", "disconnecting", "_writeDisconnected", "dataBuffer", "offset", "_tempDataLen"):
+        assert hasattr(at_once, field), broke("twisted", f"tcp.Server has no `{field}`")
+    at_once.write(b"hello")  # type: ignore[attr-defined]
+    assert peer.recv(10) == b"hello", broke("twisted", "a write with nothing queued was not sent at once")
+    assert private_apis.unsent_bytes(at_once) == 0
+    # A backlog (here: bytes queued the ordinary way) makes later writes queue behind it.
+    at_once._tempDataBuffer.append(b"first ")  # type: ignore[attr-defined]
+    at_once._tempDataLen += 6  # type: ignore[attr-defined]
+    at_once.write(b"second")  # type: ignore[attr-defined]
+    assert private_apis.unsent_bytes(at_once) == 12
+    at_once.doWrite()  # type: ignore[attr-defined]
+    assert peer.recv(20) == b"first second"

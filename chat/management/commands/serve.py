@@ -49,6 +49,7 @@ class Command(BaseCommand):
 
         private_apis.allow_service_restart_close_code()
         private_apis.bound_unsent_frames(settings.PARLEY_MAX_UNSENT_BYTES)
+        private_apis.send_writes_at_once()
 
         server = Server(
             application=application,
