@@ -11,8 +11,10 @@ ratio is taken within each pair. The fake writes each token as its own HTTP chun
 the floor alike; the floor counts its reads).
 
 BENCH_CPU_ROUNDS sets the pairs (2), BENCH_CPU_STREAMS the answers per round (100), and
-BENCH_CPU_BEFORE=1 adds a third server reading provider bodies through httpx's iterator,
-to measure the direct body reader (providers/transport.py) against what it replaced.
+BENCH_CPU_VARIANTS adds Parley servers with one change undone, to measure it against what
+it replaced in the same rounds: ``httpx-body`` (provider bodies through httpx's iterator
+instead of providers/transport.py DirectBody), ``queued-writes`` (Twisted's writes left to
+its next pass, without chatsite/private_apis.py send_writes_at_once), ``before`` (both).
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ from bench.servers import FloorServer, ParleyServer
 STREAMS = int(os.environ.get("BENCH_CPU_STREAMS", "100"))
 ROUNDS = int(os.environ.get("BENCH_CPU_ROUNDS", "2"))
 TOKENS = 150  # 3 s per answer at 50 tokens/s, as in bench.load
+VARIANTS: dict[str, dict[str, bool]] = {
+    "httpx-body": {"httpx_body": True},
+    "queued-writes": {"queued_writes": True},
+    "before": {"httpx_body": True, "queued_writes": True},
+}
 TARGET_US = 60.0
 TARGET_RATIO = 2.5
 
@@ -50,8 +57,13 @@ async def floor_stats(tab: Tab) -> dict[str, int]:
     return frame
 
 
+def on_cpu_probe() -> float:
+    return machine.cpu_probe_ns(3, time.thread_time_ns)
+
+
 async def one_round(who: Contender, fake: Fake) -> dict[str, Any]:
     seen = machine.brief()
+    probe_before = on_cpu_probe()
     await enqueue(fake, len(who.tabs), TOKENS)
     (user_before, sys_before), fake_before = cpu_split(who.pid), cpu_seconds(fake.proc.pid)
     started = time.monotonic()
@@ -60,6 +72,7 @@ async def one_round(who: Contender, fake: Fake) -> dict[str, Any]:
     await asyncio.sleep(0.2)  # the last final writes and connection hand-backs are part of the cost
     user, system = (after - before for after, before in zip(cpu_split(who.pid), (user_before, sys_before), strict=True))
     cpu = user + system
+    probe = (probe_before + on_cpu_probe()) / 2
     ok = [a for a in answers if isinstance(a, dict)]
     tokens = sum(len(a["stamps"]) for a in ok)
     lost = len(answers) - len(ok) + sum(
@@ -69,6 +82,8 @@ async def one_round(who: Contender, fake: Fake) -> dict[str, Any]:
     return {
         "us_per_token": cpu / max(tokens, 1) * 1e6,
         "user_us_per_token": user / max(tokens, 1) * 1e6,
+        # The same cost in iterations of the probe loop, timed on-CPU around the round.
+        "probe_iterations_per_token": cpu / max(tokens, 1) * 1e9 / probe,
         "tokens": tokens,
         "lost": lost,
         "cpu_s": cpu,
@@ -81,7 +96,8 @@ async def one_round(who: Contender, fake: Fake) -> dict[str, Any]:
 
 def _row(r: dict[str, Any]) -> str:
     return (
-        f"{r['us_per_token']:.1f} µs/token, {r['user_us_per_token']:.1f} of it user "
+        f"{r['us_per_token']:.1f} µs/token = {r['probe_iterations_per_token']:.0f} probe iterations, "
+        f"{r['user_us_per_token']:.1f} µs user "
         f"({r['cpu_s']:.2f} s CPU / {r['tokens']:,} tokens, "
         f"{r['lost']} lost, p95 added {r['p95_ms']:.0f} ms, wall {r['wall_s']:.2f} s; {r['machine']})"
     )
@@ -89,17 +105,19 @@ def _row(r: dict[str, Any]) -> str:
 
 async def _run() -> dict[str, Any]:
     fake = Fake()
-    parleys = [ParleyServer().start()]
-    if os.environ.get("BENCH_CPU_BEFORE") == "1":
-        parleys.append(ParleyServer(httpx_body=True).start())
+    variants = [v for v in os.environ.get("BENCH_CPU_VARIANTS", "").split(",") if v]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise SystemExit(f"BENCH_CPU_VARIANTS: unknown {sorted(unknown)}; known: {sorted(VARIANTS)}")
+    parleys = [("Parley", ParleyServer().start())]
+    parleys += [(f"Parley, {v}", ParleyServer(**VARIANTS[v]).start()) for v in variants]
     floor = FloorServer(fake)
     contenders: list[Contender] = []
     results: dict[str, Any] = {}
     try:
-        for i, live in enumerate(parleys):
+        for name, live in parleys:
             model = live.add_fake(fake)
             tabs = await open_tabs(live, live.sessions(STREAMS))
-            name = "Parley" if i == 0 else "Parley, httpx body reader (before)"
             contenders.append(Contender(name, live.pid, tabs, model))
         floor_tabs = await open_tabs(floor, ["floor=1"] * STREAMS)  # type: ignore[arg-type]
         contenders.append(Contender("floor", floor.pid, floor_tabs, "fake-model"))
@@ -123,11 +141,17 @@ async def _run() -> dict[str, Any]:
             results[f"{who.name}: user-mode µs per token, median"] = statistics.median(
                 r["user_us_per_token"] for r in who.rounds
             )
+            results[f"{who.name}: probe iterations per token, median"] = statistics.median(
+                r["probe_iterations_per_token"] for r in who.rounds
+            )
             results[f"{who.name} ÷ floor, median of per-pair ratios"] = statistics.median(ratios)
             results[f"{who.name}: lost answers, all rounds"] = sum(r["lost"] for r in who.rounds)
         results["floor: µs per token, median of rounds"] = statistics.median(floor_us)
         results["floor: user-mode µs per token, median"] = statistics.median(
             r["user_us_per_token"] for r in contenders[-1].rounds
+        )
+        results["floor: probe iterations per token, median"] = statistics.median(
+            r["probe_iterations_per_token"] for r in contenders[-1].rounds
         )
         parley_us = results["Parley: µs per token, median of rounds"]
         ratio = results["Parley ÷ floor, median of per-pair ratios"]
@@ -137,7 +161,7 @@ async def _run() -> dict[str, Any]:
         )
     finally:
         await asyncio.gather(*(t.ws.close() for who in contenders for t in who.tabs), return_exceptions=True)
-        for live in parleys:
+        for _, live in parleys:
             live.stop()
         floor.stop()
         await fake.close()

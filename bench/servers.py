@@ -20,16 +20,22 @@ class ParleyServer(LiveServer):
     """Parley as `manage.py serve` runs it, launched through bench.traced_serve.
 
     ``counts``: SQLite statements counted (see bench.traced_serve); ``httpx_body``: provider
-    bodies read through httpx's iterator, the way they were read before the direct reader.
+    bodies read through httpx's iterator, the way they were read before the direct reader;
+    ``queued_writes``: Twisted's writes left to its next pass, as before send_writes_at_once.
     """
 
-    def __init__(self, extra_env: dict[str, str] | None = None, *, counts: bool = False, httpx_body: bool = False) -> None:
+    def __init__(
+        self, extra_env: dict[str, str] | None = None, *,
+        counts: bool = False, httpx_body: bool = False, queued_writes: bool = False,
+    ) -> None:
         super().__init__({**BENCH_ENV, **(extra_env or {})})
         self.counts_path = os.path.join(self.dir, "counts.json") if counts else ""
         if counts:
             self.env["PARLEY_BENCH_COUNTS"] = self.counts_path
         if httpx_body:
             self.env["PARLEY_BENCH_HTTPX_BODY"] = "1"
+        if queued_writes:
+            self.env["PARLEY_BENCH_QUEUED_WRITES"] = "1"
 
     def start(self) -> ParleyServer:
         self.manage("migrate", "--noinput")

@@ -10,6 +10,8 @@ It serves exactly what `manage.py serve` serves, plus, when asked through the en
 - PARLEY_BENCH_HTTPX_BODY=1: provider response bodies are read through httpx's iterator
   instead of straight off the connection (providers/http.py DIRECT_BODY), so the bench
   can measure the two side by side in one run.
+- PARLEY_BENCH_QUEUED_WRITES=1: Twisted queues every write for the reactor's next pass, as
+  it does unpatched (chatsite/private_apis.py send_writes_at_once is skipped).
 """
 
 from __future__ import annotations
@@ -71,6 +73,10 @@ def main() -> None:
         from providers import http
 
         http.DIRECT_BODY = False
+    if os.environ.get("PARLEY_BENCH_QUEUED_WRITES") == "1":
+        from chatsite import private_apis
+
+        private_apis.send_writes_at_once = lambda connection_class=None: None
     execute_from_command_line(["manage.py", "serve", *sys.argv[1:]])
 
 
