@@ -29,6 +29,8 @@ from tests.live import LiveServer
 IDLE = 1000
 # BENCH_STREAMS finds where a given machine stops meeting the latency target.
 STREAMS = int(os.environ.get("BENCH_STREAMS", "100"))
+# BENCH_LOAD_VARIANT runs the server with a change undone (see bench.per_token.VARIANTS).
+VARIANT = os.environ.get("BENCH_LOAD_VARIANT", "")
 TPS = 50.0
 TOKENS = 150  # 3 s per answer at 50 tokens/s
 STOP_AFTER = 1.0
@@ -241,7 +243,10 @@ async def idle_sockets(live: LiveServer, cookies: list[str]) -> tuple[list[Tab],
 async def one_server(coalesce_ms: int | None, idle: int) -> dict[str, Any]:
     fake = Fake()
     env = {"PARLEY_COALESCE_MS": str(coalesce_ms)} if coalesce_ms is not None else {}
-    live = ParleyServer(env, counts=True).start()
+    from bench.per_token import VARIANTS
+
+    httpx_body, queued_writes = VARIANTS[VARIANT] if VARIANT else (False, False)
+    live = ParleyServer(env, counts=True, httpx_body=httpx_body, queued_writes=queued_writes).start()
     results: dict[str, Any] = {}
     tabs: list[Tab] = []
     try:

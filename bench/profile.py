@@ -11,6 +11,7 @@ all are the event loop itself (asyncio, selectors, the Twisted reactor's loop gl
     make profile                                   # installs py-spy, prints the table
     .venv/bin/python -m bench.profile --httpx-body # the same with the old body reader
     .venv/bin/python -m bench.profile --keep DIR   # also keep the raw stacks in DIR
+    .venv/bin/python -m bench.profile --burst      # bursts of 100 sends instead, per send
 
 The raw stacks (``profile.txt``, py-spy's collapsed format: one stack per line with its
 sample count) open in speedscope or flamegraph.pl for the whole picture.
@@ -33,9 +34,10 @@ import time
 from typing import Any
 
 from bench import machine
-from bench.load import enqueue, open_tabs, stream_one
+from bench.burst import burst
+from bench.load import enqueue, open_tabs, pct, stream_one
 from bench.per_token import STREAMS, Contender, one_round
-from bench.relay import Fake
+from bench.relay import Fake, Tab, cpu_seconds
 from bench.servers import ParleyServer
 from tests.live import ROOT
 
@@ -129,7 +131,29 @@ def stop_spy(spy: subprocess.Popen[bytes], out: str) -> str:
         return f.read()
 
 
-async def _profile(httpx_body: bool, keep: str | None, rate: int, rounds: int) -> dict[str, Any]:
+async def _rounds(who: Contender, fake: Fake, rounds: int) -> tuple[str, float, str]:
+    measured = [await one_round(who, fake) for _ in range(rounds)]
+    us = statistics.median(r["us_per_token"] for r in measured)
+    lost = sum(r["lost"] for r in measured)
+    return "token", us, (
+        f"{us:.1f} µs/token (median), {sum(r['tokens'] for r in measured):,} tokens, {lost} lost; "
+        + "; ".join(r["machine"] for r in measured)
+    )
+
+
+async def _bursts(live: ParleyServer, tabs: list[Tab], model: str, fake: Fake, rounds: int) -> tuple[str, float, str]:
+    """Bursts of 100 sends (bench.burst): the cost is per send, streaming of its short answer included."""
+    cpu, acks, seen = cpu_seconds(live.pid), [], []
+    for _ in range(rounds):
+        seen.append(machine.brief())
+        acks += [ms for ms, _ in await burst(tabs, model, fake)]
+    us = (cpu_seconds(live.pid) - cpu) / len(acks) * 1e6
+    return "send", us, (
+        f"{us:.0f} µs/send, ack p50 {pct(acks, 50):.0f} / p95 {pct(acks, 95):.0f} ms; " + "; ".join(seen)
+    )
+
+
+async def _profile(httpx_body: bool, keep: str | None, rate: int, rounds: int, burst_sends: bool) -> dict[str, Any]:
     fake = Fake()
     live = ParleyServer(httpx_body=httpx_body).start()
     workdir = tempfile.mkdtemp(prefix="parley-profile-")
@@ -143,23 +167,17 @@ async def _profile(httpx_body: bool, keep: str | None, rate: int, rounds: int) -
         await enqueue(fake, 5, 5)
         await asyncio.gather(*(stream_one(t, model) for t in tabs[:5]))
         spy = start_spy(live.pid, rate, out)
-        measured_rounds = [await one_round(who, fake) for _ in range(rounds)]
+        if burst_sends:
+            unit, us, summary = await _bursts(live, tabs, model, fake, rounds)
+        else:
+            unit, us, summary = await _rounds(who, fake, rounds)
         layers, leaves, threads, total = parse(stop_spy(spy, out))
-        measured = {
-            "us_per_token": statistics.median(r["us_per_token"] for r in measured_rounds),
-            "tokens": sum(r["tokens"] for r in measured_rounds),
-            "lost": sum(r["lost"] for r in measured_rounds),
-            "machine": "; ".join(r["machine"] for r in measured_rounds),
-        }
-        us = measured["us_per_token"]
-        results[f"measured, median of {rounds} rounds with py-spy attached"] = (
-            f"{us:.1f} µs/token, {measured['tokens']:,} tokens, {measured['lost']} lost; {measured['machine']}"
-        )
+        results[f"measured, {rounds} rounds with py-spy attached"] = summary
         results["samples, by thread"] = f"{total:,}: " + ", ".join(
             f"{name} {n / total:.0%}" for name, n in threads.most_common()
         )
         for name, n in layers.most_common():
-            results[name] = f"{n / total * us:5.1f} µs/token ({n / total:5.1%})"
+            results[name] = f"{n / total * us:5.1f} µs/{unit} ({n / total:5.1%})"
         for leaf, n in leaves.most_common(15):
             results[f"top: {leaf}"] = f"{n / total:.1%}"
     finally:
@@ -174,8 +192,10 @@ async def _profile(httpx_body: bool, keep: str | None, rate: int, rounds: int) -
     return results
 
 
-def run(httpx_body: bool = False, keep: str | None = None, rate: int = 200, rounds: int = 3) -> dict[str, Any]:
-    return asyncio.run(_profile(httpx_body, keep, rate, rounds))
+def run(
+    httpx_body: bool = False, keep: str | None = None, rate: int = 200, rounds: int = 3, burst_sends: bool = False
+) -> dict[str, Any]:
+    return asyncio.run(_profile(httpx_body, keep, rate, rounds, burst_sends))
 
 
 def main() -> None:
@@ -184,8 +204,10 @@ def main() -> None:
     parser.add_argument("--keep", metavar="DIR", help="keep the raw stacks (profile.txt) in DIR")
     parser.add_argument("--rate", type=int, default=200, help="samples per second (default 200)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of 100 answers sampled (default 3)")
+    parser.add_argument("--burst", action="store_true", help="profile bursts of 100 sends (bench.burst) instead")
     args = parser.parse_args()
-    for key, value in {**machine.probe(), **run(args.httpx_body, args.keep, args.rate, args.rounds)}.items():
+    figures = run(args.httpx_body, args.keep, args.rate, args.rounds, args.burst)
+    for key, value in {**machine.probe(), **figures}.items():
         print(f"| {key} | {value} |")
 
 

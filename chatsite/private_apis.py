@@ -103,7 +103,7 @@ def send_writes_at_once(connection_class: Any = None) -> None:
     """
     from twisted.internet import tcp
 
-    cls = connection_class or tcp.Server
+    cls: Any = connection_class or tcp.Server
     original = cls.write
 
     def write(self: Any, data: bytes) -> None:

@@ -5,8 +5,8 @@ in a cancel scope and pauses and resumes the socket around it (two epoll_ctl cal
 hands over one chunk per ``data_received``. At 100 streams of 50 tokens/s that is 5,000
 reads a second, each paying that toll. This backend keeps one growing buffer per
 connection, reads never pause the socket below a high-water mark, and a read returns all
-that is buffered, so a loop that falls behind makes fewer, larger reads. (h11 above still
-hands over one HTTP chunk at a time; that part of the per-token cost remains.)
+that is buffered, so a loop that falls behind makes fewer, larger reads. (h11 above it
+still hands over one HTTP chunk at a time, which is why streamed bodies skip it, below.)
 
 It plugs into httpcore's documented network-backend seam; httpx's own transport still
 maps requests, responses and errors. Only what httpcore asks of a stream is implemented.
@@ -128,7 +128,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         """Everything buffered, waiting for something first: b"" at end of file.
 
         The direct body reader's read: no size limit (the buffer is bounded by HIGH_WATER),
-        so a reader that fell behind takes every waiting token in one call.
+        so a reader that fell behind takes every waiting token in one call. Its callers are
+        ours, not httpcore, so it raises httpx's errors, which providers/http.py maps.
         """
         protocol = self._protocol
         if not protocol.buffer and not protocol.eof:

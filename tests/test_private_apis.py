@@ -148,7 +148,7 @@ def test_a_file_descriptors_unsent_bytes_are_counted_from_its_buffer_fields() ->
         def writeSomeData(self, data: bytes) -> int:
             return min(30, len(data))
 
-    fd = Socket(reactor=MemoryReactor())
+    fd = Socket(reactor=MemoryReactor())  # type: ignore[arg-type]
     fd.connected = 1
     fd.write(b"x" * 100)
     assert private_apis.unsent_bytes(fd) == 100, broke("twisted", "a write is not counted as unsent")
