@@ -9,7 +9,7 @@ PORT ?= 8000
 WHEEL_CACHE ?= $(HOME)/.cache/parley/wheels
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: run test install install-test browser llama-server bench demo lint clean
+.PHONY: run test install install-test browser llama-server bench profile demo lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -64,6 +64,11 @@ test: install-test browser llama-server
 
 bench: install-test browser
 	$(BIN)/python -m bench
+
+# Where Parley's CPU per relayed token goes, by layer (py-spy on the live server; see docs/performance.md).
+profile: install-test
+	$(BIN)/pip install -q -e '.[profile]'
+	$(BIN)/python -m bench.profile $(PROFILE_ARGS)
 
 # The fake provider on :8001 for trying the UI without any model: add it with
 #   .venv/bin/python manage.py provider add demo --kind openai --base-url http://127.0.0.1:8001/v1 --model fake-model

@@ -1,4 +1,9 @@
-"""`make bench`: every benchmark in one run, printed as a table of side-by-side figures."""
+"""`make bench`: every benchmark in one run, printed as a table of side-by-side figures.
+
+Every section starts by measuring the machine (load average and a CPU-speed probe,
+bench/machine.py) and prints that beside its figures: on a shared machine they say how
+much a figure can be trusted and which runs can be compared.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import asyncio
 import importlib
 import os
 import sys
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 
@@ -18,12 +25,19 @@ def show(title: str, rows: dict[str, object]) -> None:
     sys.stdout.flush()
 
 
-def main() -> None:
-    from bench import queries, relay
+def section(title: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    from bench import machine
 
-    relay_results = asyncio.run(relay.run())
-    show("Relay: Parley vs calling the provider directly", relay_results)
-    r = relay_results
+    at_start = machine.probe()
+    results = run()
+    show(title, {**at_start, **results})
+    return results
+
+
+def main() -> None:
+    from bench import burst, per_token, queries, relay
+
+    r = section("Relay: Parley vs calling the provider directly", lambda: asyncio.run(relay.run()))
     print(
         f"\nTTFT added: {r['ttft_added_ms']:.2f} ms (target < 5); one stream: {r['stream_parley_tps']:,.0f} tokens/s "
         f"(target >= 20,000), {r['stream_parley_tps'] / r['stream_direct_tps']:.2f}x of direct; "
@@ -31,7 +45,9 @@ def main() -> None:
         f"{r['concurrent_failures']} of {r['concurrent_streams']} concurrent streams failed, "
         f"{r['concurrent_saved']} saved."
     )
-    show("Database work per answer", queries.run())
+    section("Database work per answer", queries.run)
+    section("CPU per relayed token at 100 answers × 50 tokens/s: Parley beside the floor", per_token.run)
+    section("A burst of 100 sends: time to ack", burst.run)
     # Optional sections contributed by other parts of the app (e.g. in-browser models).
     sections = (
         ("bench.load", "Load on one Daphne process"),
@@ -43,7 +59,7 @@ def main() -> None:
             module = importlib.import_module(name)
         except ModuleNotFoundError:
             continue
-        show(title, module.run())
+        section(title, module.run)
 
 
 if __name__ == "__main__":

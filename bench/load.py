@@ -17,42 +17,23 @@ import json
 import os
 import sqlite3
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from typing import Any
 
-from bench.relay import BENCH_ENV, Fake, Tab, cpu_seconds, make_sessions, model_id, rss_mb
-from tests.live import ROOT, LiveServer, wait_for_port
+from bench import machine
+from bench.relay import Fake, Tab, cpu_seconds, make_sessions, model_id, rss_mb
+from bench.servers import ParleyServer
+from tests.live import LiveServer
 
 IDLE = 1000
 # BENCH_STREAMS finds where a given machine stops meeting the latency target.
 STREAMS = int(os.environ.get("BENCH_STREAMS", "100"))
+# BENCH_LOAD_VARIANT runs the server with a change undone (see bench.per_token.VARIANTS).
+VARIANT = os.environ.get("BENCH_LOAD_VARIANT", "")
 TPS = 50.0
 TOKENS = 150  # 3 s per answer at 50 tokens/s
 STOP_AFTER = 1.0
-
-
-class TracedServer(LiveServer):
-    """A LiveServer whose process counts its SQLite statements (see bench.traced_serve)."""
-
-    def start(self) -> TracedServer:
-        self.counts_path = os.path.join(self.dir, "counts.json")
-        self.env["PARLEY_BENCH_COUNTS"] = self.counts_path
-        self.manage("migrate", "--noinput")
-        log = open(self.log_path, "wb")  # noqa: SIM115 - the server process owns it until it exits
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.traced_serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        )
-        wait_for_port(self.port)
-        return self
-
-    def counts(self) -> dict[str, int]:
-        time.sleep(0.3)  # the launcher writes its counts every 0.25 s
-        with open(self.counts_path) as f:
-            return dict(json.load(f))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -155,7 +136,7 @@ async def enqueue(fake: Fake, count: int, tokens: int) -> None:
 
 
 async def streaming_round(
-    live: TracedServer, fake: Fake, tabs: list[Tab], model: str, prober: Tab
+    live: ParleyServer, fake: Fake, tabs: list[Tab], model: str, prober: Tab
 ) -> dict[str, Any]:
     """Every tab streams one full answer at once; latency, loop lag, CPU, RSS, frames, writes."""
     assert live.process is not None
@@ -261,8 +242,11 @@ async def idle_sockets(live: LiveServer, cookies: list[str]) -> tuple[list[Tab],
 
 async def one_server(coalesce_ms: int | None, idle: int) -> dict[str, Any]:
     fake = Fake()
-    env = {**BENCH_ENV, **({"PARLEY_COALESCE_MS": str(coalesce_ms)} if coalesce_ms is not None else {})}
-    live = TracedServer(extra_env=env).start()
+    env = {"PARLEY_COALESCE_MS": str(coalesce_ms)} if coalesce_ms is not None else {}
+    from bench.per_token import VARIANTS
+
+    httpx_body, queued_writes = VARIANTS[VARIANT] if VARIANT else (False, False)
+    live = ParleyServer(env, counts=True, httpx_body=httpx_body, queued_writes=queued_writes).start()
     results: dict[str, Any] = {}
     tabs: list[Tab] = []
     try:
@@ -293,8 +277,10 @@ async def one_server(coalesce_ms: int | None, idle: int) -> dict[str, Any]:
 
 async def _run() -> dict[str, Any]:
     on = await one_server(None, IDLE)
+    off_machine = machine.brief()
     off = await one_server(0, 0)
     results = dict(on)
+    results["coalescing_off_run_machine"] = off_machine
     for key in ("frames_per_answer", "cpu_s", "cpu_percent_of_one_core", "added_latency_p95_ms",
                 "ping_rtt_under_load_p95_ms",
                 "lost_or_truncated", "db_writes_per_s"):
@@ -311,5 +297,5 @@ def run() -> dict[str, Any]:
 
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
-    for key, value in run().items():
+    for key, value in {**machine.probe(), **run()}.items():
         print(f"{key}: {value:.2f}" if isinstance(value, float) else f"{key}: {value}")

@@ -5,11 +5,16 @@ in a cancel scope and pauses and resumes the socket around it (two epoll_ctl cal
 hands over one chunk per ``data_received``. At 100 streams of 50 tokens/s that is 5,000
 reads a second, each paying that toll. This backend keeps one growing buffer per
 connection, reads never pause the socket below a high-water mark, and a read returns all
-that is buffered, so a loop that falls behind makes fewer, larger reads. (h11 above still
-hands over one HTTP chunk at a time; that part of the per-token cost remains.)
+that is buffered, so a loop that falls behind makes fewer, larger reads. (h11 above it
+still hands over one HTTP chunk at a time, which is why streamed bodies skip it, below.)
 
 It plugs into httpcore's documented network-backend seam; httpx's own transport still
 maps requests, responses and errors. Only what httpcore asks of a stream is implemented.
+
+The body of a streamed answer then skips even httpcore and h11: ``DirectBody`` reads it
+off this backend's buffer and decodes the chunked framing itself (providers/chunked.py).
+httpx and h11 still send the request, read and check the response head, own the
+connection's state and keep-alive, and close it; see ``DirectBody`` for the hand-over.
 """
 
 from __future__ import annotations
@@ -18,8 +23,12 @@ import asyncio
 import ssl
 import typing
 
+import h11
 import httpcore
 import httpx
+
+from chatsite import private_apis
+from providers.chunked import ChunkedDecoder
 
 # Stop reading from the socket while this much sits unread (a slow consumer), so a
 # fast upstream cannot grow our memory; resume once it is half drained.
@@ -113,6 +122,34 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             return data
         if protocol.error is not None:
             raise httpcore.ReadError(str(protocol.error) or type(protocol.error).__name__)
+        return b""
+
+    async def take(self, timeout: float | None = None) -> bytes:
+        """Everything buffered, waiting for something first: b"" at end of file.
+
+        The direct body reader's read: no size limit (the buffer is bounded by HIGH_WATER),
+        so a reader that fell behind takes every waiting token in one call. Its callers are
+        ours, not httpcore, so it raises httpx's errors, which providers/http.py maps.
+        """
+        protocol = self._protocol
+        if not protocol.buffer and not protocol.eof:
+            protocol.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await _wait(protocol.waiter, timeout)
+            except TimeoutError:
+                raise httpx.ReadTimeout("no data within the read timeout") from None
+            finally:
+                protocol.waiter = None
+        buffer = protocol.buffer
+        if buffer:
+            data = bytes(buffer)
+            buffer.clear()
+            if protocol.paused:
+                protocol.paused = False
+                self._transport.resume_reading()
+            return data
+        if protocol.error is not None:
+            raise httpx.ReadError(str(protocol.error) or type(protocol.error).__name__)
         return b""
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -219,12 +256,97 @@ def transport(ssl_context: ssl.SSLContext) -> httpx.AsyncHTTPTransport:
     )
     # httpx builds its httpcore pool without a way to name the backend; swap the pool for
     # an identical one that has it (tests/providers/test_transport.py checks it is used).
-    result._pool = httpcore.AsyncConnectionPool(
+    pool = httpcore.AsyncConnectionPool(
         ssl_context=ssl_context,
         max_connections=1,
         max_keepalive_connections=1,
         keepalive_expiry=5.0,
         network_backend=AsyncioBackend(),
     )
+    private_apis.set_connection_pool(result, pool)
     return result
+
+
+class DirectBody:
+    """A chunked response body read straight off our connection: an async iterator of payload.
+
+    Per token, httpx's body iterator costs five nested generators, h11's state machine
+    and its chunk parser, and httpcore's and httpx's exception mapping; this reads what
+    the asyncio backend buffered and hands it to a ChunkedDecoder. The hand-over from
+    h11: when httpx returns the response, h11 has parsed the head and holds any body
+    bytes that came with it unparsed (``trailing_data``, public h11 API). We decode those
+    first, and note what would take h11 from there to the end of the message. Once the
+    body has been read to its end, ``aclose`` feeds h11 exactly that, h11 reaches the end
+    of the message, and httpcore, seeing both sides done when the response closes, keeps
+    the connection for the next request. A body not read to its end (Stop, an error, a
+    timeout) leaves h11 mid-body, and httpcore closes the connection, as before.
+
+    ``open`` says None (and the caller uses httpx's iterator) for anything else: a body
+    that is not chunked, a stream that is not ours, or httpx internals that moved. Reads
+    wait without a timeout of their own: only iter_items, whose watchdog bounds every
+    read, uses this reader.
+    """
+
+    __slots__ = ("_decoder", "_finish", "_h11", "_pending", "_stream")
+
+    def __init__(self, stream: AsyncioStream, connection: h11.Connection) -> None:
+        self._stream = stream
+        self._h11 = connection
+        self._decoder = ChunkedDecoder()
+        self._pending: bytes | None = None  # None: what h11 buffered is not decoded yet
+        self._finish: bytes | None = None
+
+    @classmethod
+    def open(cls, response: httpx.Response) -> DirectBody | None:
+        stream = response.extensions.get("network_stream")
+        if not isinstance(stream, AsyncioStream) or response.http_version != "HTTP/1.1":
+            return None
+        if response.headers.get("transfer-encoding", "").strip().lower() != "chunked":
+            return None
+        connection = private_apis.h11_connection(response)
+        if connection is None or connection.their_state is not h11.SEND_BODY:
+            return None
+        return cls(stream, connection)
+
+    def __aiter__(self) -> DirectBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        decoder = self._decoder
+        if self._pending is None:
+            # Decoded here, not in open(), so a malformed start is raised where reads raise.
+            buffered, _ = self._h11.trailing_data
+            self._pending = decoder.feed(buffered)
+            self._finish = decoder.rest_of_message()
+        if self._pending:
+            data, self._pending = self._pending, b""
+            return data
+        while not decoder.done:
+            # No socket timeout: the reader's stall watchdog (providers/http.py iter_items)
+            # is the read limit, and a timer per read cost more than decoding the chunk.
+            data = await self._stream.take()
+            if not data:
+                # h11's words for the same event, so logs read alike on either path.
+                raise httpx.RemoteProtocolError(
+                    "peer closed connection without sending complete message body (incomplete chunked read)"
+                )
+            payload = decoder.feed(data)
+            if payload:
+                return payload
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Hand a fully read body back to h11 so the connection is reused; else leave it to close."""
+        connection, self._h11 = self._h11, None  # type: ignore[assignment]
+        if connection is None or not self._decoder.done or self._decoder.leftover or self._finish is None:
+            return
+        try:
+            if self._finish:  # (b"" would tell h11 the peer closed the connection)
+                connection.receive_data(self._finish)
+            while True:  # the chunks h11 had buffered, the filler, then the end: finite bytes
+                event = connection.next_event()
+                if isinstance(event, h11.EndOfMessage) or event is h11.NEED_DATA or event is h11.PAUSED:
+                    return
+        except h11.ProtocolError:
+            return  # h11 disagrees about where the body ended: httpcore closes the connection
 

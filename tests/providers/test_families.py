@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from providers import anthropic, gemini, ollama
+from providers import anthropic, gemini, ollama, openai_compat
 from providers.base import (
     ChatMessage,
     ChatRequest,
@@ -137,9 +137,15 @@ def test_gemini_separates_thought_parts_from_text_parts() -> None:
     assert gemini.parse_chunk(chunk) == [ReasoningDelta("plan"), TextDelta("Hi"), TextDelta("!")]
 
 
-def test_gemini_counts_thoughts_as_output_tokens() -> None:
+def test_gemini_counts_thoughts_as_output_tokens_and_reports_them_apart() -> None:
     chunk = {"usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 7, "thoughtsTokenCount": 20}}
-    assert gemini.parse_chunk(chunk) == [Usage(5, 27)]
+    assert gemini.parse_chunk(chunk) == [Usage(5, 27, 20)]
+
+
+def test_openai_reasoning_tokens_are_read_from_the_completion_details() -> None:
+    chunk = {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 40,
+                                      "completion_tokens_details": {"reasoning_tokens": 32}}}
+    assert openai_compat.parse_chunk(chunk) == [Usage(9, 40, 32)]
 
 
 @pytest.mark.parametrize("reason", ["SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII"])

@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 from providers import http
 from providers.base import ErrorKind, ProviderError, Target
 from providers.sse import SSEDecoder
-from providers.transport import HIGH_WATER, AsyncioBackend, AsyncioStream, transport
+from providers.transport import HIGH_WATER, AsyncioBackend, AsyncioStream, DirectBody, transport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -213,3 +213,132 @@ async def test_concurrent_streams_get_their_own_connections_and_reuse_them_after
             assert await stream_text(url) == ["hi"]
         assert connections == 3, "a finished stream's connection is kept alive for the next"
 
+
+
+# ---- the direct body reader -------------------------------------------------------------
+
+SSE_BODY = sse_response(b"data: one\n\n", b"data: two\n\n", b"data: three\n\n")
+HEAD_END = SSE_BODY.index(b"\r\n\r\n") + 4
+
+
+async def serve_in_two_writes(cut: int) -> tuple[asyncio.Server, int, list[int]]:
+    """A keep-alive server answering every request with SSE_BODY, written as [:cut] then the rest."""
+    connections: list[int] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        try:
+            while True:
+                await read_request(reader)
+                writer.write(SSE_BODY[:cut])
+                await writer.drain()
+                await asyncio.sleep(0.05)  # a separate read on the client's side
+                writer.write(SSE_BODY[cut:])
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server, port = await serve(handler)
+    return server, port, connections
+
+
+async def test_a_chunked_stream_from_our_transport_is_read_off_the_connection() -> None:
+    server, port, _ = await serve_in_two_writes(len(SSE_BODY))
+    async with (
+        server,
+        httpx.AsyncClient(transport=transport(ssl.create_default_context())) as client,
+        client.stream("POST", f"http://127.0.0.1:{port}/") as response,
+    ):
+        body = DirectBody.open(response)
+        assert body is not None, "the direct reader should take a chunked body from our own transport"
+        assert b"".join([chunk async for chunk in body]) == b"data: one\n\ndata: two\n\ndata: three\n\n"
+
+
+async def test_a_body_with_a_content_length_is_left_to_httpx() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 10\r\n\r\ndata: hi\n\n")
+        await writer.drain()
+        writer.close()
+
+    server, port = await serve(handler)
+    async with server, httpx.AsyncClient(transport=transport(ssl.create_default_context())) as client:
+        async with client.stream("POST", f"http://127.0.0.1:{port}/") as response:
+            assert DirectBody.open(response) is None
+        assert await stream_text(f"http://127.0.0.1:{port}/") == ["hi"]
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["with the head", "at a chunk boundary", "inside a chunk", "inside a chunk's CRLF", "with the whole body"],
+)
+async def test_wherever_the_first_read_ends_the_text_is_whole_and_the_connection_reused(where: str) -> None:
+    first_chunk = SSE_BODY.index(b"\r\n", HEAD_END) + 2
+    cut = {
+        "with the head": HEAD_END,
+        "at a chunk boundary": SSE_BODY.index(b"\r\n", first_chunk + 5) + 2,
+        "inside a chunk": first_chunk + 4,
+        "inside a chunk's CRLF": SSE_BODY.index(b"\r\n", first_chunk) + 1,
+        "with the whole body": len(SSE_BODY),
+    }[where]
+    server, port, connections = await serve_in_two_writes(cut)
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    async with server:
+        for _ in range(3):
+            assert await stream_text(url) == ["one", "two", "three"]
+        assert len(connections) == 1, "a finished body read off the connection should leave it reusable"
+        await http.aclose_client()
+
+
+async def test_a_first_read_ending_inside_a_size_line_still_gives_the_whole_text() -> None:
+    server, port, connections = await serve_in_two_writes(HEAD_END + 1)  # "9" of "9\r\n"
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    async with server:
+        for _ in range(2):
+            assert await stream_text(url) == ["one", "two", "three"]
+        # Rare enough not to be worth guessing h11's state: the connection is closed, not reused.
+        assert len(connections) == 2
+        await http.aclose_client()
+
+
+async def test_an_upstream_that_closes_mid_body_gives_an_incomplete_answer() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(SSE_BODY[: SSE_BODY.index(b"three")])
+        await writer.drain()
+        writer.close()  # FIN in the middle of a chunk
+
+    server, port = await serve(handler)
+    target = Target(base_url="http://x", read_timeout=5, first_token_timeout=5)
+    seen: list[str] = []
+    async with server:
+        with pytest.raises(ProviderError) as caught:
+            async with http.stream_items(target, f"http://127.0.0.1:{port}/", {}, {}, SSEDecoder()) as items:
+                async for item in items:
+                    if hasattr(item, "data"):
+                        seen.append(item.data)
+    assert seen == ["one", "two"]
+    assert caught.value.kind is ErrorKind.INCOMPLETE
+
+
+async def test_a_direct_reader_that_falls_behind_takes_all_that_waits_and_the_socket_stays_bounded() -> None:
+    payload = bytes(range(256)) * 131072  # 32 MiB
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(payload)
+        await writer.drain()
+        writer.close()
+
+    server, port = await serve(handler)
+    async with server:
+        stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=5)
+        assert isinstance(stream, AsyncioStream)
+        received = bytearray()
+        largest = 0
+        while chunk := await stream.take(timeout=5):
+            received += chunk
+            largest = max(largest, len(chunk))
+            await asyncio.sleep(0.001)  # a busy consumer
+        assert bytes(received) == payload
+        assert largest <= HIGH_WATER + 256 * 1024, "reading is paused at the high-water mark"
+        await stream.aclose()

@@ -44,10 +44,12 @@ class Command(BaseCommand):
         from twisted.internet import reactor
 
         from chat.generation import hub, registry
+        from chatsite import private_apis
         from chatsite.asgi import application
 
-        _allow_service_restart_close_code()
-        _bound_unsent_frames(settings.PARLEY_MAX_UNSENT_BYTES)
+        private_apis.allow_service_restart_close_code()
+        private_apis.bound_unsent_frames(settings.PARLEY_MAX_UNSENT_BYTES)
+        private_apis.send_writes_at_once()
 
         server = Server(
             application=application,
@@ -71,7 +73,7 @@ class Command(BaseCommand):
             if stopping:
                 return
             log.info("shutting down: saving %d running answer(s)", registry.active_count())
-            future = asyncio.ensure_future(drain(), loop=reactor._asyncioEventloop)  # type: ignore[attr-defined]
+            future = asyncio.ensure_future(drain(), loop=private_apis.asyncio_loop(reactor))
             future.add_done_callback(lambda _: reactor.stop())  # type: ignore[attr-defined]
             stopping.append(future)
 
@@ -90,58 +92,6 @@ class Command(BaseCommand):
         os._exit(0)
 
 
-SERVICE_RESTART = 1012
 # Past this, Daphne closes the connection (1009) without Parley seeing the frame; the page
 # never sends anything near it (it checks a message's size before sending).
 WIRE_MAX_BYTES = 16 * 1024 * 1024
-
-
-def _bound_unsent_frames(limit: int) -> None:
-    """Cut a socket whose client has stopped taking frames off the wire.
-
-    Daphne hands every frame to Twisted at once, and Twisted buffers what the peer does not
-    read without bound, so the consumer's outbox never fills: a stuck browser would hold its
-    whole answer (and every later one) in server memory. Past ``limit`` unsent bytes the
-    connection is aborted; the answer carries on server-side, and the browser reconnects and
-    resumes it in one frame. A close frame would only queue behind the backlog.
-    """
-    from daphne.ws_protocol import WebSocketProtocol
-
-    original = WebSocketProtocol.serverSend
-
-    def server_send(self: Any, content: Any, binary: bool = False) -> None:
-        transport = self.transport
-        # Twisted's FileDescriptor: bytes in its write buffer not yet taken by the socket.
-        unsent = (
-            len(getattr(transport, "dataBuffer", b"")) - getattr(transport, "offset", 0)
-            + getattr(transport, "_tempDataLen", 0)
-        )
-        if unsent > limit:
-            if not getattr(self, "parley_cut", False):
-                self.parley_cut = True
-                log.warning("cut a WebSocket whose client stopped reading (%d bytes unsent)", unsent)
-                transport.abortConnection()
-            return
-        original(self, content, binary)
-
-    WebSocketProtocol.serverSend = server_send
-
-
-def _allow_service_restart_close_code() -> None:
-    """Let Daphne send close code 1012 ("service restart", RFC 6455 registry).
-
-    Autobahn's sendClose only accepts 1000 and 3000-4999 from applications, so a 1012
-    from the consumer would fail and the client would see an abnormal 1006 instead of
-    the hint to reconnect. The lower-level sendCloseFrame sends any code.
-    """
-    from daphne.ws_protocol import WebSocketProtocol
-
-    original = WebSocketProtocol.serverClose
-
-    def server_close(self: Any, code: int | None = None) -> None:
-        if code == SERVICE_RESTART:
-            self.sendCloseFrame(code=SERVICE_RESTART, isReply=False)
-        else:
-            original(self, code)
-
-    WebSocketProtocol.serverClose = server_close
