@@ -35,6 +35,8 @@ from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from chat import sql
+
 log = logging.getLogger(__name__)
 
 CLOSE_SIGNED_OUT = 4401  # at the handshake: nobody is signed in
@@ -63,14 +65,39 @@ def session_signs_in(session_key: str | None, user_id: int, user: Any = None) ->
     """Django's own test: the session exists, names this user, and carries their current auth hash."""
     if not session_key:
         return False
-    data = _session_store()(session_key).load()  # {} when missing or expired
+    data = _session_data(session_key)  # {} when missing or expired
     if str(data.get(SESSION_KEY)) != str(user_id):
         return False
     if user is None:
-        user = get_user_model().objects.filter(pk=user_id).first()
+        user = _user(user_id)
     if user is None or not user.is_active:
         return False
     return constant_time_compare(data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash())
+
+
+def _session_data(session_key: str) -> dict[str, Any]:
+    store = _session_store()
+    if settings.SESSION_ENGINE != "django.contrib.sessions.backends.db":
+        return dict(store(session_key).load())
+    # Every send asks this: two bare SELECTs instead of the ORM's compiled queries.
+    from django.contrib.sessions.models import Session
+
+    row = sql.select_one(
+        f"SELECT {sql.column(Session, 'session_data')} FROM {sql.table(Session)} WHERE "
+        f"{sql.column(Session, 'session_key')} = %s AND {sql.column(Session, 'expire_date')} > %s",
+        [session_key, sql.prep(Session, "expire_date", timezone.now())],
+    )
+    return dict(store().decode(row[0])) if row else {}
+
+
+def _user(user_id: int) -> Any:
+    model = get_user_model()
+    row = sql.select_one(
+        f"SELECT {sql.column(model, 'password')}, {sql.column(model, 'is_active')} FROM {sql.table(model)} "
+        f"WHERE {sql.column(model, 'id')} = %s", [user_id],
+    )
+    # An unsaved instance is enough: the auth hash depends only on the password hash.
+    return model(pk=user_id, password=row[0], is_active=bool(row[1])) if row else None
 
 
 def check_session(scope: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError
 
-from chat import admission, budgets, history, metering, protocol, store, titles
+from chat import admission, budgets, history, metering, protocol, sql, store, titles
 from chat.access import ModelUnavailable, NotFound, access_conversation, access_message, access_model_entry
 from chat.generation import Job, Outcome, hub, registry
 from chat.generation.hub import Deliver
@@ -40,6 +40,11 @@ TITLE_CHARS = 60
 CONTINUE_PROMPT = "Continue your previous answer exactly where it stopped. Do not repeat any of it."
 # How long a request waits for another request with the same client id to save.
 CLAIM_WAIT_SECONDS = 10.0
+# Saves waiting for their batch beyond which a new answer holds its upstream call until the
+# saves are done (at most BURST_HOLD_SECONDS): under a burst acks come first; alone, the
+# save and the upstream call overlap.
+BURST_BACKLOG = 4
+BURST_HOLD_SECONDS = 0.5
 
 
 @dataclasses.dataclass
@@ -89,10 +94,16 @@ def find_resend(user: AbstractBaseUser, client_id: uuid.UUID, conversation_id: o
     if conversation_id:
         conversation = access_conversation(user, conversation_id)
     else:
-        found = Conversation.objects.filter(owner=user, client_id=client_id, deleted_at__isnull=True).first()  # type: ignore[misc]
-        if found is None:
+        # Every new conversation asks this, and almost always finds nothing: a bare probe first.
+        probe = sql.select_one(
+            f"SELECT {sql.column(Conversation, 'id')} FROM {sql.table(Conversation)} WHERE "
+            f"{sql.column(Conversation, 'owner')} = %s AND {sql.column(Conversation, 'client_id')} = %s "
+            f"AND {sql.column(Conversation, 'deleted_at')} IS NULL",
+            [user.pk, sql.prep(Conversation, "client_id", client_id)],
+        )
+        if probe is None:
             return None
-        conversation = found
+        conversation = Conversation.objects.get(id=probe[0] if isinstance(probe[0], uuid.UUID) else uuid.UUID(probe[0]))
     earlier = Message.objects.filter(conversation=conversation, client_id=client_id).first()
     if earlier is None:
         return None
@@ -158,8 +169,11 @@ def prepare_send(user: AbstractBaseUser, command: protocol.Send) -> Prepared | P
     else:
         system = options.system
         if system is None:
-            prefs = UserPreferences.objects.filter(user=user).only("default_system_prompt").first()
-            system = prefs.default_system_prompt if prefs else ""
+            row = sql.select_one(
+                f"SELECT {sql.column(UserPreferences, 'default_system_prompt')} FROM {sql.table(UserPreferences)} "
+                f"WHERE {sql.column(UserPreferences, 'user')} = %s", [user.pk],
+            )
+            system = row[0] if row else ""
         conversation = Conversation(
             owner=user, client_id=command.client_id, title=" ".join(command.content.split())[:TITLE_CHARS],
             system_prompt=system, temperature=options.temperature, max_tokens=options.max_tokens,
@@ -280,6 +294,16 @@ class ChatSink:
             ref=ref,
         ).json())
 
+    async def before_upstream(self, opened: asyncio.Task[dict[str, Any] | None]) -> None:
+        if store.answer_starts.backlog() < BURST_BACKLOG:
+            return
+        # A burst: ack everyone first. Wait for this save, then for the others queued
+        # behind it (boundedly), before httpx's request set-up takes the CPU.
+        await asyncio.wait([opened])
+        deadline = asyncio.get_running_loop().time() + BURST_HOLD_SECONDS
+        while store.answer_starts.busy() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.005)
+
     def publish(self, frame: Frame) -> None:
         hub.publish(self.user_id, frame)
 
@@ -387,9 +411,8 @@ async def _prepare(user: AbstractBaseUser, client_id: uuid.UUID, conversation: s
     reserved = conversation_id is not None and registry.reserve(conversation_id, user.pk)
     if conversation_id is not None and not reserved and not await _is_resend(user, client_id, conversation_id):
         raise FrameError("busy", "An answer is still being generated in this conversation. Stop it or wait.", client_id)
-    # Read-only, so it may run on any worker thread: a burst of sends is checked in
-    # parallel instead of queueing behind every write on Channels' one ORM thread.
-    work = asyncio.ensure_future(database_sync_to_async(prepare, thread_sensitive=False)())
+    # Reads only, batched on the database thread with the other sends' checks (store.checks).
+    work = asyncio.ensure_future(store.checks.submit(prepare))
     try:
         return await asyncio.shield(work)
     except asyncio.CancelledError:

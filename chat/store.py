@@ -22,6 +22,7 @@ from channels.db import database_sync_to_async
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
+from chat import sql
 from chat.generation.job import Outcome
 from chat.models import Conversation, Message, Reason, Status, UsageRecord
 
@@ -58,15 +59,33 @@ class Batch(Generic[T, R]):
     """Group commit: what is submitted while a batch is being written goes in the next one.
 
     `write_one` is synchronous ORM code; it runs inside the batch's transaction (nested
-    atomic blocks become savepoints), or alone in its own if the batch failed.
+    atomic blocks become savepoints), or alone in its own if the batch failed. `write_all`,
+    if given, writes a whole batch at once instead (statements shared across its items).
+    Without `transactional`, items are simply run one after another on the database thread,
+    each failing on its own: one hop for a burst of reads instead of one per read.
     """
 
-    def __init__(self, write_one: Callable[[T], R]) -> None:
+    def __init__(
+        self, write_one: Callable[[T], R], *, write_all: Callable[[list[T]], list[R]] | None = None,
+        transactional: bool = True,
+    ) -> None:
         self.write_one = write_one
+        self.write_all = write_all
+        self.transactional = transactional
         # Tasks belong to one event loop; tests and management commands run several.
         self._pending: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pending[T, R]] = (
             weakref.WeakKeyDictionary()
         )
+
+    def busy(self) -> bool:
+        """A batch is being written or waits (in this loop)."""
+        pending = self._pending.get(asyncio.get_running_loop())
+        return pending is not None and (pending.task is not None or bool(pending.items))
+
+    def backlog(self) -> int:
+        """Items waiting for the next batch in this loop (a burst is under way when high)."""
+        pending = self._pending.get(asyncio.get_running_loop())
+        return len(pending.items) if pending is not None else 0
 
     async def submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()
@@ -103,10 +122,14 @@ class Batch(Generic[T, R]):
             pending.items = []
 
     def _write_many(self, items: list[T]) -> list[R | BaseException]:
+        if not self.transactional:
+            return [self._run(item) for item in items]
         if len(items) > 1:
             try:
                 def together() -> list[R]:
                     with transaction.atomic():
+                        if self.write_all is not None:
+                            return self.write_all(items)
                         return [self.write_one(item) for item in items]
 
                 return list(with_db_retry(together))
@@ -119,6 +142,12 @@ class Batch(Generic[T, R]):
             except Exception as exc:
                 out.append(exc)
         return out
+
+    def _run(self, item: T) -> R | BaseException:
+        try:
+            return self.write_one(item)
+        except Exception as exc:
+            return exc
 
     def _alone(self, item: T) -> R:
         with transaction.atomic():
@@ -147,21 +176,22 @@ class NewAnswer:
 def save_answer_start(start: NewAnswer) -> None:
     """Write what an answer starts with. IntegrityError means its client id was saved before."""
     conversation = start.conversation
+    now = timezone.now()
     with transaction.atomic():
         if start.is_new_conversation:
-            conversation.save(force_insert=True)
+            sql.insert([conversation])
         else:
-            Conversation.objects.filter(id=conversation.id).update(model=conversation.model, updated=timezone.now())
+            sql.update(Conversation, {"id": conversation.id}, model=conversation.model_id, updated=now)
         if start.continues:
-            Message.objects.filter(id=start.assistant.id).update(
-                status=Status.STREAMING, reason="", error_kind="", error_message="", error_ref="",
-                updated=timezone.now(),
+            sql.update(
+                Message, {"id": start.assistant.id}, status=Status.STREAMING, reason="", error_kind="",
+                error_message="", error_ref="", updated=now,
             )
             start.assistant.status = Status.STREAMING
         elif start.new_user_message:
-            Message.objects.bulk_create([start.user_message, start.assistant])
+            sql.insert([start.user_message, start.assistant])
         else:
-            start.assistant.save(force_insert=True)
+            sql.insert([start.assistant])
 
 
 def _start_or_error(start: NewAnswer) -> Exception | None:
@@ -172,15 +202,46 @@ def _start_or_error(start: NewAnswer) -> Exception | None:
     return None
 
 
-answer_starts: Batch[NewAnswer, Exception | None] = Batch(_start_or_error)
+def save_answer_starts(starts: list[NewAnswer]) -> list[Exception | None]:
+    """A batch of starts with one statement per kind of row (the caller's transaction).
+
+    Any clash fails the whole batch, which is then written one start at a time so the
+    clash is found and answered on its own (`_start_or_error`).
+    """
+    now = timezone.now()
+    sql.insert([s.conversation for s in starts if s.is_new_conversation])
+    sql.update_rows(Conversation, ("model", "updated"), ("id",),
+                    [(s.conversation.model_id, now, s.conversation.id) for s in starts if not s.is_new_conversation])
+    sql.update_rows(
+        Message, ("status", "reason", "error_kind", "error_message", "error_ref", "updated"), ("id",),
+        [(Status.STREAMING, "", "", "", "", now, s.assistant.id) for s in starts if s.continues],
+    )
+    rows: list[Message] = []
+    for s in starts:
+        if s.continues:
+            s.assistant.status = Status.STREAMING
+        elif s.new_user_message:
+            rows += [s.user_message, s.assistant]
+        else:
+            rows.append(s.assistant)
+    sql.insert(rows)
+    return [None] * len(starts)
+
+
+answer_starts: Batch[NewAnswer, Exception | None] = Batch(_start_or_error, write_all=save_answer_starts)
+
+# The reads a send is checked with, run back to back on the database thread: a burst of
+# sends costs a few thread hops, not one each, and no GIL fight among worker threads.
+checks: Batch[Callable[[], Any], Any] = Batch(lambda check: check(), transactional=False)
 
 
 # ---- checkpoints and final states ------------------------------------------------------------
 
 def do_checkpoint(message_id: uuid.UUID, content: str, reasoning: str, seq: int) -> None:
     """Save partial text so a crash loses at most one checkpoint interval."""
-    Message.objects.filter(id=message_id, status=Status.STREAMING).update(
-        content=content, reasoning=reasoning, seq=seq, updated=timezone.now()
+    sql.update(
+        Message, {"id": message_id, "status": Status.STREAMING},
+        content=content, reasoning=reasoning, seq=seq, updated=timezone.now(),
     )
 
 
@@ -209,11 +270,10 @@ def do_finish_message(
     """Write an answer's final state and its usage record, in one transaction (the caller's or its own)."""
     now = timezone.now()
     with transaction.atomic():
-        Message.objects.filter(id=message_id).update(updated=now, **dataclasses.asdict(outcome))
-        Conversation.objects.filter(id=conversation_id).update(updated=now)
+        sql.update(Message, {"id": message_id}, updated=now, **dataclasses.asdict(outcome))
+        sql.update(Conversation, {"id": conversation_id}, updated=now)
         if usage is not None:
-            usage.pk = None  # a retry after a rolled-back attempt inserts afresh
-            usage.save(force_insert=True)
+            sql.insert([usage])
 
 
 finishes: Batch[tuple[uuid.UUID, uuid.UUID, Outcome, UsageRecord | None], None] = Batch(

@@ -92,7 +92,9 @@ async def test_one_user_cannot_take_every_slot_and_another_user_is_never_starved
     await tab.ws.send(send(server.model))  # type: ignore[attr-defined]
     refused = await first_of(tab.ws, {"error"})
     assert refused["code"] == "too_many_answers" and refused["retry_after"] > 0
-    assert len(fake.requests) == 2
+    await asyncio.to_thread(fake.wait_for_requests, 2)
+    await asyncio.sleep(0.5)
+    assert len(fake.requests) == 2, "the refused third answer was asked upstream"
     # Two of the server's three places are taken by one user; the third is the other user's.
     fake.set_default(Script(tokens=["yours"]))
     answer = await (await Tab.open(server, other)).ask(server.model)  # type: ignore[attr-defined]

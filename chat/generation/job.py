@@ -9,6 +9,7 @@ HTTP API's would stream its own format and save only if asked.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from typing import Any, Protocol
@@ -75,6 +76,11 @@ class Sink(Protocol):
         answer must be dropped: a resend of something already saved, or a save that failed.
         The sink itself tells the requester why; the core just hangs up on the provider.
         """
+
+    async def before_upstream(self, opened: asyncio.Task[dict[str, Any] | None]) -> None:
+        """Awaited before the upstream call starts. Alone, an answer's save and its upstream
+        call overlap; a sink that sees a burst of saves may hold the call back (waiting for
+        `opened` and more), so that every sender hears `ack` before the CPU goes upstream."""
 
     def publish(self, frame: Frame) -> None:
         """A frame for whoever watches this answer; must never block."""

@@ -173,6 +173,9 @@ class Generation:
             # Let the save reach the database thread before httpx's synchronous request set-up
             # holds the loop: the two then overlap instead of queueing.
             await asyncio.sleep(0)
+            await self.sink.before_upstream(self.open_task)
+            if self.open_task.done() and (self.open_task.exception() is not None or self.open_task.result() is None):
+                raise asyncio.CancelledError  # dropped before it started: never ask upstream at all
             events = provider_registry.stream(job.family, job.target, job.request)
             async with contextlib.aclosing(events):  # type: ignore[type-var]
                 async for event in events:
