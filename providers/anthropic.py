@@ -126,25 +126,30 @@ async def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
     done: Done | None = None
     usage: Usage | None = None
     body, headers = build_body(target, request), headers_for(target)
-    async with http.stream_items(target, url, body, headers, SSEDecoder(), _is_content, _is_final) as sse:
-        async for item in sse:
-            if not isinstance(item, SSEEvent) or item.event == "ping":
-                continue
-            if item.event == "message_stop":
-                break
-            try:
-                obj = json.loads(item.data)
-            except ValueError:
-                raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed event (not JSON)") from None
-            for event in parse_event(item.event, obj):
-                if isinstance(event, Usage):
-                    usage = _merge(usage, event)
-                elif isinstance(event, Done):
-                    done = event
-                else:
-                    yield event
-        else:
-            raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without message_stop")
+    try:
+        async with http.stream_items(target, url, body, headers, SSEDecoder(), _is_content, _is_final) as sse:
+            async for item in sse:
+                if not isinstance(item, SSEEvent) or item.event == "ping":
+                    continue
+                if item.event == "message_stop":
+                    break
+                try:
+                    obj = json.loads(item.data)
+                except ValueError:
+                    raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed event (not JSON)") from None
+                for event in parse_event(item.event, obj):
+                    if isinstance(event, Usage):
+                        usage = _merge(usage, event)
+                    elif isinstance(event, Done):
+                        done = event
+                    else:
+                        yield event
+            else:
+                raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without message_stop")
+    except ProviderError as err:
+        # message_start already counted the input: billed tokens the caller should record.
+        err.usage = err.usage or usage
+        raise
     if usage is not None:
         yield usage
     yield done or Done()

@@ -12,7 +12,7 @@ import dataclasses
 import enum
 import secrets
 from collections.abc import AsyncIterator, Mapping
-from typing import Literal, Protocol, Union
+from typing import Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
 
@@ -87,7 +87,7 @@ class Done:
     detail: str = ""  # a user-safe explanation, e.g. why a content filter fired
 
 
-Event = Union[TextDelta, ReasoningDelta, Usage, Done]
+Event = TextDelta | ReasoningDelta | Usage | Done
 
 
 class ErrorKind(str, enum.Enum):
@@ -122,6 +122,8 @@ class ProviderError(Exception):
 
     ``detail`` is for the server log only, and never holds an upstream body verbatim
     (bodies can echo key fragments); ``ref`` ties the two together for an admin.
+    ``usage`` is what the provider had reported when the stream failed (Anthropic counts
+    the input at ``message_start``), so tokens already billed can still be recorded.
     """
 
     def __init__(
@@ -132,12 +134,14 @@ class ProviderError(Exception):
         detail: str = "",
         status: int | None = None,
         retry_after: float | None = None,
+        usage: Usage | None = None,
     ) -> None:
         self.kind = kind
         self.message = message or _USER_MESSAGES[kind]
         self.detail = detail
         self.status = status
         self.retry_after = retry_after
+        self.usage = usage
         self.ref = secrets.token_hex(4)
         super().__init__(f"{kind.value}: {self.message}")
 

@@ -136,22 +136,27 @@ async def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
     usage: Usage | None = None
     shown = False
     body, headers = build_body(target, request), headers_for(target)
-    async with http.stream_items(target, url, body, headers, SSEDecoder()) as items:
-        async for item in items:
-            if not isinstance(item, SSEEvent):
-                continue
-            try:
-                obj = json.loads(item.data)
-            except ValueError:
-                raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed chunk (not JSON)") from None
-            for event in parse_chunk(obj):
-                if isinstance(event, Usage):
-                    usage = event
-                elif isinstance(event, Done):
-                    done = event
-                else:
-                    shown = True
-                    yield event
+    try:
+        async with http.stream_items(target, url, body, headers, SSEDecoder()) as items:
+            async for item in items:
+                if not isinstance(item, SSEEvent):
+                    continue
+                try:
+                    obj = json.loads(item.data)
+                except ValueError:
+                    raise ProviderError(ErrorKind.UNAVAILABLE, detail="malformed chunk (not JSON)") from None
+                for event in parse_chunk(obj):
+                    if isinstance(event, Usage):
+                        usage = event
+                    elif isinstance(event, Done):
+                        done = event
+                    else:
+                        shown = True
+                        yield event
+    except ProviderError as err:
+        # Every chunk carries usageMetadata (the prompt count from the first one on).
+        err.usage = err.usage or usage
+        raise
     if done is None:
         raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without finishReason")
     if done.finish_reason is FinishReason.CONTENT_FILTER and not shown:

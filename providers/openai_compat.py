@@ -156,26 +156,31 @@ async def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
     usage: Usage | None = None
     got_any = False
     body, headers = build_body(target, request), headers_for(target)
-    async with http.stream_items(target, url, body, headers, SSEDecoder(), is_final=_is_done) as items:
-        async for item in items:
-            if not isinstance(item, SSEEvent):
-                continue
-            if _is_done(item):
-                break
-            obj = _decode(item)
-            if item.event == "error":
-                raise http.error_from_payload(obj)
-            for event in parse_chunk(obj):
-                if isinstance(event, Done):
-                    done = event
-                elif isinstance(event, Usage):
-                    usage = event
-                else:
-                    got_any = True
-                    yield event
-        else:
-            if done is None:
-                raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without [DONE] or finish_reason")
+    try:
+        async with http.stream_items(target, url, body, headers, SSEDecoder(), is_final=_is_done) as items:
+            async for item in items:
+                if not isinstance(item, SSEEvent):
+                    continue
+                if _is_done(item):
+                    break
+                obj = _decode(item)
+                if item.event == "error":
+                    raise http.error_from_payload(obj)
+                for event in parse_chunk(obj):
+                    if isinstance(event, Done):
+                        done = event
+                    elif isinstance(event, Usage):
+                        usage = event
+                    else:
+                        got_any = True
+                        yield event
+            else:
+                if done is None:
+                    raise ProviderError(ErrorKind.INCOMPLETE, detail="EOF without [DONE] or finish_reason")
+    except ProviderError as err:
+        # Usage comes last here, so this is rare: a failure after the usage chunk.
+        err.usage = err.usage or usage
+        raise
     if done is None and not got_any:
         # vLLM has dropped pre-token errors and sent a bare [DONE]; never show an empty answer.
         raise ProviderError(ErrorKind.INCOMPLETE, detail="[DONE] with no content and no finish_reason")
