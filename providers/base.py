@@ -23,6 +23,24 @@ class ChatMessage:
     content: str
 
 
+Effort = Literal["low", "medium", "high"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reasoning:
+    """Thinking asked of the model, sent in each family's own shape (see docs/providers.md).
+
+    ``enabled=False`` asks for no thinking where the API can say so. ``budget_tokens`` caps
+    it where the API takes a budget (Anthropic's manual thinking, Gemini 2.5); ``effort`` is
+    the level for APIs that take one (OpenAI-style ``reasoning_effort``, Anthropic's adaptive
+    thinking, Gemini 3's ``thinkingLevel``, Ollama's gpt-oss).
+    """
+
+    enabled: bool = True
+    budget_tokens: int | None = None
+    effort: Effort | None = None
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ChatRequest:
     """What Parley asks of a model; every field maps to each family's own names."""
@@ -33,6 +51,7 @@ class ChatRequest:
     max_tokens: int | None = None
     top_p: float | None = None
     stop: tuple[str, ...] = ()
+    reasoning: Reasoning | None = None  # None: ask nothing, the model's own default
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
