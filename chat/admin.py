@@ -116,7 +116,7 @@ class ProviderForm(forms.ModelForm):
 class ChatModelInline(admin.TabularInline):
     model = ChatModel
     extra = 1
-    fields = ["model_id", "display_name", "enabled", "is_default", "context_window"]
+    fields = ["model_id", "display_name", "enabled", "is_default", "context_window", "reasoning"]
 
 
 @admin.register(Provider)
@@ -195,8 +195,16 @@ class ProviderAdmin(admin.ModelAdmin):
 
 @admin.register(ChatModel)
 class ChatModelAdmin(admin.ModelAdmin):
-    list_display = ["name", "model_id", "provider", "enabled", "is_default"]
+    list_display = ["name", "model_id", "provider", "enabled", "is_default", "reasoning"]
     list_filter = ["provider", "enabled"]
+    fieldsets = [
+        (None, {"fields": ["provider", "model_id", "display_name", "enabled", "is_default", "groups"]}),
+        ("Reasoning", {
+            "fields": ["reasoning", "reasoning_effort", "reasoning_budget"],
+            "description": "Thinking is asked for in each provider's own way; see docs/providers.md.",
+        }),
+        ("Limits and prices", {"fields": ["context_window", "price_input_per_mtok", "price_output_per_mtok"]}),
+    ]
     search_fields = ["model_id", "display_name"]
     filter_horizontal = ["groups"]
 

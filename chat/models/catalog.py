@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group
 from django.db import models
 
 from chat import crypto
-from providers.base import Target
+from providers.base import Reasoning, Target
 
 
 class Family(models.TextChoices):
@@ -91,6 +91,18 @@ class Provider(models.Model):
         )
 
 
+class ReasoningMode(models.TextChoices):
+    DEFAULT = "", "Model default (ask nothing)"
+    ON = "on", "On"
+    OFF = "off", "Off"
+
+
+class Effort(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
 class ChatModel(models.Model):
     """One model users may pick. Only models listed (and enabled) here can be called."""
 
@@ -106,6 +118,18 @@ class ChatModel(models.Model):
     context_window = models.PositiveIntegerField(null=True, blank=True)
     price_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
     price_output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    reasoning = models.CharField(
+        max_length=8, blank=True, choices=ReasoningMode.choices, default=ReasoningMode.DEFAULT,
+        help_text="Whether to ask this model to think before answering (its thinking is shown apart).",
+    )
+    reasoning_effort = models.CharField(
+        max_length=8, blank=True, choices=Effort.choices,
+        help_text="For APIs that take a level: OpenAI-style reasoning_effort, Claude 4.6+, Gemini 3, gpt-oss.",
+    )
+    reasoning_budget = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Thinking tokens, for APIs that take a budget: Claude before 4.6 (at least 1024), Gemini 2.5.",
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -118,3 +142,21 @@ class ChatModel(models.Model):
     @property
     def name(self) -> str:
         return self.display_name or self.model_id
+
+    def reasoning_request(self) -> Reasoning | None:
+        """What the adapters are asked for; None leaves the model at its own default."""
+        if self.reasoning == ReasoningMode.OFF:
+            return Reasoning(enabled=False)
+        if self.reasoning == ReasoningMode.ON:
+            effort = self.reasoning_effort or None
+            return Reasoning(budget_tokens=self.reasoning_budget, effort=effort)  # type: ignore[arg-type]
+        return None
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.reasoning != ReasoningMode.ON and (self.reasoning_budget or self.reasoning_effort):
+            raise ValidationError({"reasoning": "Set reasoning to On to use an effort or a budget."})
+        anthropic = self.provider_id is not None and self.provider.family == Family.ANTHROPIC
+        if anthropic and self.reasoning_budget is not None and self.reasoning_budget < 1024:
+            raise ValidationError({"reasoning_budget": "Anthropic needs a thinking budget of at least 1024 tokens."})

@@ -9,11 +9,12 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from chat import crypto
-from chat.models import ChatModel, Family, Provider
+from chat.models import ChatModel, Effort, Family, Provider
 
 
 def _presets() -> dict[str, Any]:
@@ -48,6 +49,14 @@ class Command(BaseCommand):
         model.add_argument("--display-name", default="")
         model.add_argument("--default", action="store_true")
         model.add_argument("--disable", action="store_true")
+        model.add_argument(
+            "--reasoning", choices=["on", "off", "default"],
+            help="Ask the model to think (on), not to (off), or leave it to the model (default).",
+        )
+        model.add_argument("--reasoning-effort", choices=[e.value for e in Effort], help="low, medium or high.")
+        model.add_argument(
+            "--reasoning-budget", type=int, metavar="TOKENS", help="Thinking tokens, for APIs that take a budget."
+        )
 
         sub.add_parser("list", help="List providers and their models.")
         sub.add_parser("presets", help="List the presets.")
@@ -114,10 +123,31 @@ class Command(BaseCommand):
             entry.is_default = True
         entry.save()
 
-    def do_model(self, name: str, model_id: str, display_name: str, default: bool, disable: bool, **_: Any) -> None:
+    def do_model(self, name: str, model_id: str, display_name: str, default: bool, disable: bool,
+                 reasoning: str | None, reasoning_effort: str | None, reasoning_budget: int | None,
+                 **_: Any) -> None:
         provider = self._get(name)
-        self._upsert_model(provider, model_id, display_name, default=default, enabled=not disable)
+        with transaction.atomic():
+            self._upsert_model(provider, model_id, display_name, default=default, enabled=not disable)
+            if reasoning is not None or reasoning_effort is not None or reasoning_budget is not None:
+                self._set_reasoning(provider.models.get(model_id=model_id), reasoning, reasoning_effort,
+                                    reasoning_budget)
         self.stdout.write(f"Model {model_id} on {name}: {'disabled' if disable else 'enabled'}.")
+
+    def _set_reasoning(self, entry: ChatModel, mode: str | None, effort: str | None, budget: int | None) -> None:
+        if mode is not None:
+            entry.reasoning = "" if mode == "default" else mode
+        if effort is not None:
+            entry.reasoning_effort = effort
+        if budget is not None:
+            entry.reasoning_budget = budget or None  # 0 clears it
+        if entry.reasoning != "on":
+            entry.reasoning_effort, entry.reasoning_budget = "", None
+        try:
+            entry.full_clean(exclude=["groups"])
+        except ValidationError as error:
+            raise CommandError(" ".join(m for ms in error.message_dict.values() for m in ms)) from None
+        entry.save()
 
     def do_list(self, **_: Any) -> None:
         for p in Provider.objects.prefetch_related("models"):
@@ -126,6 +156,9 @@ class Command(BaseCommand):
             self.stdout.write(f"{p.name}  {p.family}  {p.base_url}  {key}  {state}")
             for m in p.models.all():
                 flags = " ".join(f for f, on in (("default", m.is_default), ("disabled", not m.enabled)) if on)
+                if m.reasoning:
+                    flags += f" reasoning={m.reasoning}" + (f"/{m.reasoning_effort}" if m.reasoning_effort else "")
+                    flags += f"/{m.reasoning_budget} tokens" if m.reasoning_budget else ""
                 self.stdout.write(f"    {m.model_id}  {m.display_name}  {flags}".rstrip())
 
     def do_presets(self, **_: Any) -> None:
