@@ -16,3 +16,9 @@ class ChatConfig(AppConfig):
         from chat.catalog_cache import connect_signals
 
         connect_signals()
+
+        # providers/ does not read Django settings: hand it the outbound deny list once.
+        # A malformed entry stops start-up here, naming it.
+        from providers import egress
+
+        egress.configure(settings.PARLEY_EGRESS_DENY)

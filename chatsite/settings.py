@@ -178,6 +178,9 @@ PARLEY_DEFAULT_MAX_TOKENS = env.int("PARLEY_DEFAULT_MAX_TOKENS", default=None)
 # A deleted conversation can be restored for this long, then it is purged for good.
 PARLEY_DELETE_UNDO_SECONDS = env.int("PARLEY_DELETE_UNDO_SECONDS", default=600)
 PARLEY_IMPORT_MAX_BYTES = env.int("PARLEY_IMPORT_MAX_BYTES", default=5_000_000)
+# Addresses (CIDR ranges) Parley never connects to, besides link-local and cloud metadata
+# addresses, which are always refused (providers/egress.py). Private and loopback stay allowed.
+PARLEY_EGRESS_DENY = env.list("PARLEY_EGRESS_DENY", default=[])
 
 LOGGING = {
     "version": 1,

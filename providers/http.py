@@ -150,6 +150,10 @@ _QUOTA_MESSAGE = (
     "The model provider's account is out of credit or quota. An administrator needs to check its billing."
 )
 _NOT_FOUND_MESSAGE = "The model provider does not know this model, or the provider's address is wrong."
+_REDIRECT_MESSAGE = (
+    "The model provider answered with a redirect, which Parley never follows. An administrator "
+    "needs to check the provider's base URL."
+)
 
 
 def _safe(value: object) -> str:
@@ -216,6 +220,8 @@ def classify(status: int | None, payload: object, text: str) -> ProviderError:
         kind = ErrorKind.OVERLOADED  # TGI's full queue is a 429
     elif kind is ErrorKind.BAD_REQUEST and status == 404:
         message = _NOT_FOUND_MESSAGE
+    elif status is not None and 300 <= status < 400:
+        message = _REDIRECT_MESSAGE  # a redirect could lead anywhere, a metadata address included
     parts = [f"HTTP {status}" if status is not None else "in-stream"]
     if etype:
         parts.append(f"type={etype}")
