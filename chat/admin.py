@@ -28,6 +28,16 @@ def _preset_choices() -> list[tuple[str, str]]:
     return [("", "None (give the family and base URL)"), *choices()]
 
 
+UNREADABLE_KEY = (
+    "The stored key cannot be decrypted with the current PARLEY_ENCRYPTION_KEYS (was a key removed "
+    "before `manage.py provider rotate-keys` ran?). Enter the key again to replace it."
+)
+UNREADABLE_HEADERS = (
+    "The stored headers cannot be decrypted with the current PARLEY_ENCRYPTION_KEYS. Enter them again, "
+    "or {} to remove them."
+)
+
+
 class WriteOnlyTextarea(forms.Textarea):
     """Never renders a value, not even the one just submitted when the form has an error."""
 
@@ -64,15 +74,23 @@ class ProviderForm(forms.ModelForm):
         model = Provider
         fields = [
             "name", "label", "family", "preset", "base_url", "api_key", "clear_api_key", "api_key_env",
-            "extra_headers", "connect_timeout", "first_token_timeout", "read_timeout", "enabled",
+            "extra_headers", "extra_headers_env", "connect_timeout", "first_token_timeout", "read_timeout",
+            "enabled",
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.instance and self.instance.api_key_encrypted:
+        # A secret the current PARLEY_ENCRYPTION_KEYS cannot open (a key dropped before
+        # rotate-keys) must not break this page: it is where the admin re-enters it.
+        unreadable = self.instance.unreadable_secrets() if self.instance.pk else []
+        if "API key" in unreadable:
+            self.fields["api_key"].help_text = UNREADABLE_KEY
+        elif self.instance and self.instance.api_key_encrypted:
             hint = f" ending in …{self.instance.api_key_hint}" if self.instance.api_key_hint else ""
             self.fields["api_key"].help_text = f"A key{hint} is stored. Leave blank to keep it."
-        if self.instance and self.instance.extra_headers_encrypted:
+        if "extra headers" in unreadable:
+            self.fields["extra_headers"].help_text = UNREADABLE_HEADERS
+        elif self.instance and self.instance.extra_headers_encrypted:
             names = ", ".join(sorted(self.instance.extra_headers())) or "none"
             self.fields["extra_headers"].help_text = f"Headers stored: {names}. Leave blank to keep them."
 
@@ -97,6 +115,14 @@ class ProviderForm(forms.ModelForm):
             raise forms.ValidationError("Extra headers must be a JSON object.") from None
         if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             raise forms.ValidationError("Extra headers must be a JSON object of strings.")
+        return value
+
+    def clean_extra_headers_env(self) -> dict[str, str]:
+        value = self.cleaned_data.get("extra_headers_env") or {}
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise forms.ValidationError(
+                'Give a JSON object of header names to variable names, e.g. {"X-Token": "GW_TOKEN"}.'
+            )
         return value
 
     def save(self, commit: bool = True) -> Provider:
@@ -184,10 +210,32 @@ class ProviderAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
 
+    def save_model(self, request: HttpRequest, obj: Provider, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        discovery.forget(obj)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        provider = self.get_object(request, object_id)
+        unreadable = provider.unreadable_secrets() if provider is not None else []
+        if unreadable and request.method == "GET":
+            self.message_user(
+                request,
+                f"This provider's {' and '.join(unreadable)} cannot be decrypted with the current "
+                "PARLEY_ENCRYPTION_KEYS, so it cannot be used. Restore the removed key, "
+                "or enter them again below.",
+                messages.WARNING,
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
     @admin.display(description="Key")
     def key_status(self, obj: Provider) -> str:
         if obj.api_key_env:
             return f"from ${obj.api_key_env}"
+        if obj.unreadable_secrets():
+            return "cannot be decrypted"
         if obj.api_key_encrypted:
             return f"…{obj.api_key_hint}" if obj.api_key_hint else "stored"
         return "none"
@@ -203,7 +251,9 @@ class ChatModelAdmin(admin.ModelAdmin):
             "fields": ["reasoning", "reasoning_effort", "reasoning_budget"],
             "description": "Thinking is asked for in each provider's own way; see docs/providers.md.",
         }),
-        ("Limits and prices", {"fields": ["context_window", "price_input_per_mtok", "price_output_per_mtok"]}),
+        ("Limits and prices", {
+            "fields": ["context_window", "price_input_per_mtok", "price_output_per_mtok"],
+        }),
     ]
     search_fields = ["model_id", "display_name"]
     filter_horizontal = ["groups"]

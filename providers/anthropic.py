@@ -58,7 +58,8 @@ def headers_for(target: Target) -> dict[str, str]:
 
 def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
     system = "\n\n".join(m.content for m in request.messages if m.role == "system")
-    answer = request.max_tokens or int(target.quirks.get("default_max_tokens", DEFAULT_MAX_TOKENS))  # type: ignore[call-overload]
+    default = target.quirks.get("default_max_tokens", DEFAULT_MAX_TOKENS)
+    answer = request.max_tokens or int(default)  # type: ignore[call-overload]
     body: dict[str, Any] = {
         "model": request.model,
         "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],

@@ -39,7 +39,9 @@ _ALL = [
     ),
     # reasoning_effort: the server takes OpenAI's field (gpt-oss, Qwen3 and other thinking models).
     Preset("groq", "Groq", "openai", "https://api.groq.com/openai/v1", quirks=_q(reasoning_effort=True)),
-    Preset("together", "Together AI", "openai", "https://api.together.xyz/v1", quirks=_q(reasoning_effort=True)),
+    Preset(
+        "together", "Together AI", "openai", "https://api.together.xyz/v1", quirks=_q(reasoning_effort=True)
+    ),
     Preset(
         "fireworks", "Fireworks AI", "openai", "https://api.fireworks.ai/inference/v1",
         quirks=_q(reasoning_effort=True),
@@ -75,7 +77,8 @@ _ALL = [
     # Local and self-hosted servers: usually no key, and the admin's own address.
     Preset("tgi", "Text Generation Inference", "openai", "http://localhost:8080/v1", key_required=False),
     Preset(
-        "vllm", "vLLM", "openai", "http://localhost:8000/v1", key_required=False, quirks=_q(reasoning_effort=True)
+        "vllm", "vLLM", "openai", "http://localhost:8000/v1", key_required=False,
+        quirks=_q(reasoning_effort=True),
     ),
     Preset(
         "lmstudio", "LM Studio", "openai", "http://localhost:1234/v1", key_required=False,

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def claude(transactional_db: None, fake: FakeProvider) -> ChatModel:
     provider = Provider.objects.create(name="claude", family="anthropic", base_url=fake.url)
-    return ChatModel.objects.create(provider=provider, model_id="fake-model", display_name="Claude", is_default=True)
+    return ChatModel.objects.create(provider=provider, model_id="fake-model", display_name="Claude")
 
 
 def test_the_setting_becomes_the_request_the_adapters_read(claude: ChatModel) -> None:
@@ -52,7 +52,7 @@ async def test_a_model_set_to_think_is_asked_to_and_its_thinking_streams_apart(
 
 
 def test_the_command_line_sets_reasoning_on_a_model(claude: ChatModel) -> None:
-    call_command("provider", "model", "claude", "fake-model", "--reasoning", "on", "--reasoning-budget", "3000")
+    call_command("provider", "model", "claude", "fake-model", "--reasoning", "on", "--reasoning-budget=3000")
     claude.refresh_from_db()
     assert (claude.reasoning, claude.reasoning_budget) == ("on", 3000)
     call_command("provider", "model", "claude", "fake-model", "--reasoning", "default")
@@ -62,7 +62,7 @@ def test_the_command_line_sets_reasoning_on_a_model(claude: ChatModel) -> None:
 
 def test_the_command_line_refuses_a_budget_anthropic_would_reject(claude: ChatModel) -> None:
     with pytest.raises(CommandError, match="at least 1024"):
-        call_command("provider", "model", "claude", "fake-model", "--reasoning", "on", "--reasoning-budget", "500")
+        call_command("provider", "model", "claude", "fake-model", "--reasoning=on", "--reasoning-budget=500")
     claude.refresh_from_db()
     assert claude.reasoning == ""  # nothing half-saved
 
@@ -73,10 +73,11 @@ def test_an_admin_sets_reasoning_on_the_model_page(claude: ChatModel) -> None:
     client.force_login(admin)
     url = f"/admin/chat/chatmodel/{claude.pk}/change/"
     page = client.get(url).content.decode()
-    assert 'name="reasoning"' in page and 'name="reasoning_effort"' in page and 'name="reasoning_budget"' in page
+    for field in ("reasoning", "reasoning_effort", "reasoning_budget"):
+        assert f'name="{field}"' in page
     form = {
         "provider": str(claude.provider_id), "model_id": "fake-model", "display_name": "Claude",
-        "enabled": "on", "is_default": "on", "reasoning": "on", "reasoning_effort": "low", "reasoning_budget": "",
+        "enabled": "on", "reasoning": "on", "reasoning_effort": "low", "reasoning_budget": "",
     }
     assert client.post(url, form).status_code == 302
     claude.refresh_from_db()

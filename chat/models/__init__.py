@@ -5,4 +5,7 @@ from chat.models.catalog import ChatModel, Effort, Family, Provider, ReasoningMo
 from chat.models.conversations import Conversation, Message, Reason, Role, Status, TitleSource
 from chat.models.preferences import Theme, UserPreferences
 
-__all__ = ["ChatModel", "Conversation", "Effort", "Family", "Message", "Provider", "Reason", "ReasoningMode", "Role", "Status", "Theme", "TitleSource", "UserPreferences"]
+__all__ = [
+    "ChatModel", "Conversation", "Effort", "Family", "Message", "Provider", "Reason", "ReasoningMode", "Role",
+    "Status", "Theme", "TitleSource", "UserPreferences",
+]

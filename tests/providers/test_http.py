@@ -158,7 +158,9 @@ def test_in_stream_error_payloads_are_classified(payload: object, kind: ErrorKin
 
 # llama.cpp's server (tools/server/server-context.cpp) sends this when its KV cache fills while
 # decoding: send_error with the default ERROR_TYPE_SERVER, hence code 500 and type server_error.
-LLAMA_CPP_CONTEXT_FULL = {"error": {"code": 500, "message": "Context size has been exceeded.", "type": "server_error"}}
+LLAMA_CPP_CONTEXT_FULL = {
+    "error": {"code": 500, "message": "Context size has been exceeded.", "type": "server_error"}
+}
 
 
 def test_llama_cpp_context_size_exceeded_as_http_500_is_context_length_and_final() -> None:

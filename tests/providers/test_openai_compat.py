@@ -220,7 +220,9 @@ async def test_a_400_that_says_the_context_is_too_long_is_a_context_length_error
     assert "context_length_exceeded" in err.detail and "8192" not in err.detail
 
 
-LLAMA_CPP_CONTEXT_FULL = {"error": {"code": 500, "message": "Context size has been exceeded.", "type": "server_error"}}
+LLAMA_CPP_CONTEXT_FULL = {
+    "error": {"code": 500, "message": "Context size has been exceeded.", "type": "server_error"}
+}
 
 
 @pytest.mark.parametrize("where", ["status", "in-stream"])

@@ -14,7 +14,8 @@ from tests.fakeprovider import FakeProvider, Script
 from tests.providers.test_contract import FAMILIES, Family
 
 REQUEST = ChatRequest(
-    model="fake-model", messages=(ChatMessage("user", "Why is the sky blue?"),), temperature=0.3, max_tokens=500
+    model="fake-model", messages=(ChatMessage("user", "Why is the sky blue?"),), temperature=0.3,
+    max_tokens=500,
 )
 ON = Reasoning()
 OFF = Reasoning(enabled=False)
