@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -157,8 +158,9 @@ class ProviderAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         # Queue checks for stale providers; this page shows what is cached and never waits.
-        # Not on POST: an action is about to check the selected providers itself.
-        if request.method == "GET":
+        # Not on POST: an action is about to check the selected providers itself. A check
+        # calls the provider with its key, so only those who may run the action cause one.
+        if request.method == "GET" and self.has_change_permission(request):
             discovery.refresh_stale(Provider.objects.filter(enabled=True))
         return super().changelist_view(request, extra_context)
 
@@ -180,15 +182,27 @@ class ProviderAdmin(admin.ModelAdmin):
         state = "Healthy" if status.ok else "Unhealthy"
         return f"{state} ({ago} ago): {status.summary()}"
 
-    @admin.action(description="Test connection (a tiny real request)")
+    # Both actions call the provider with its key, and discovery writes model rows: staff who
+    # may only view providers get neither (Django leaves them out of the action list and
+    # refuses them if posted anyway; the checks inside are the second lock).
+    def has_discover_permission(self, request: HttpRequest) -> bool:
+        return self.has_change_permission(request) and request.user.has_perm("chat.add_chatmodel")
+
+    @admin.action(description="Test connection (a tiny real request)", permissions=["change"])
     def test_connection(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        if not self.has_change_permission(request):
+            raise PermissionDenied
         for provider in queryset:
             status = discovery.check(provider)
             level = messages.SUCCESS if status.ok else messages.ERROR
             self.message_user(request, f"{provider.name}: {status.summary()}.", level)
 
-    @admin.action(description="Discover models (imported disabled, for you to enable)")
+    @admin.action(
+        description="Discover models (imported disabled, for you to enable)", permissions=["discover"]
+    )
     def discover_models(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        if not self.has_discover_permission(request):
+            raise PermissionDenied
         for provider in queryset:
             status = discovery.check(provider)
             if not status.ok:
