@@ -275,3 +275,4 @@ class ChatModelAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).select_related("provider")
 import chat.admin_browser  # noqa: F401  (registers the in-browser model catalogue)
+import chat.admin_invites  # noqa: F401  (registers invite links)

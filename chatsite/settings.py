@@ -121,8 +121,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Admins can close open sign-up; existing accounts keep working.
-PARLEY_SIGNUP_OPEN = env.bool("PARLEY_SIGNUP_OPEN", default=True)
+# Closed by default: accounts come from admins or invite links (Django admin → Invites, or
+# `manage.py invite`). Open, anyone who reaches the server can register and use every model
+# that is not limited to a group.
+PARLEY_SIGNUP_OPEN = env.bool("PARLEY_SIGNUP_OPEN", default=False)
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
