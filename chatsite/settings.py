@@ -7,6 +7,7 @@ and REDIS_URL switch to PostgreSQL and Redis. Every variable is documented in
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import environ
@@ -42,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "chat",
+    "axes",  # sign-in throttling (chat/login_throttle.py); last, as its docs ask
 ]
 
 MIDDLEWARE = [
@@ -54,6 +56,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a locked-out sign-in into chat.login_throttle's page
 ]
 
 ROOT_URLCONF = "chatsite.urls"
@@ -112,6 +115,21 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Auth ---------------------------------------------------------------------------
+# django-axes refuses a locked-out sign-in before Django checks the password.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# After this many failed sign-ins for one user name, or from one address, both are refused
+# for PARLEY_LOGIN_LOCKOUT_MINUTES (every further failure restarts the wait). A name that
+# does not exist counts the same, so the lockout reveals nothing about which accounts exist.
+AXES_FAILURE_LIMIT = env.int("PARLEY_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.float("PARLEY_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "chat.login_throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "chat.login_throttle.locked_out"
+# Not reset on success: one real sign-in would otherwise wipe an address's failures.
+AXES_RESET_ON_SUCCESS = False
+# Reverse proxies in front of Daphne that append the client's address to X-Forwarded-For
+# (0: Parley is reached directly and the header is ignored, since clients can forge it).
+PARLEY_PROXY_COUNT = env.int("PARLEY_PROXY_COUNT", default=0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat"
 LOGOUT_REDIRECT_URL = "login"

@@ -30,19 +30,32 @@ class Visitor:
     def __init__(self, server: LiveServer, **headers: str) -> None:
         self.server = server
         self.http = httpx.Client(base_url=server.url, follow_redirects=False, timeout=20, headers=headers)
+        self.token = ""  # the last CSRF token seen; valid until a sign-in rotates it
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.http.get(path, **kwargs)
 
-    def form(self, path: str, data: dict[str, Any], page: str | None = None, **kwargs: Any) -> httpx.Response:
-        """Post ``data`` to ``path`` the way a browser would: CSRF token from the form page first."""
-        shown = self.http.get(page or path)
-        token = _CSRF.search(shown.text)
-        assert token, f"no CSRF token on {page or path} ({shown.status_code})"
-        return self.http.post(path, data={**data, "csrfmiddlewaretoken": token.group(1)}, **kwargs)
+    def form(
+        self, path: str, data: dict[str, Any], page: str | None = None, again: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        """Post ``data`` to ``path`` the way a browser would: CSRF token from the form page first.
 
-    def sign_in(self, username: str, password: str, path: str = "/accounts/login/") -> httpx.Response:
-        return self.form(path, {"username": username, "password": password})
+        ``again`` reuses the token of the last form instead, as a script resubmitting does.
+        """
+        if not (again and self.token):
+            shown = self.http.get(page or path)
+            found = _CSRF.search(shown.text)
+            assert found, f"no CSRF token on {page or path} ({shown.status_code})"
+            self.token = found.group(1)
+        return self.http.post(path, data={**data, "csrfmiddlewaretoken": self.token}, **kwargs)
+
+    def sign_in(
+        self, username: str, password: str, path: str = "/accounts/login/", again: bool = False
+    ) -> httpx.Response:
+        response = self.form(path, {"username": username, "password": password}, again=again)
+        if response.status_code == 302:
+            self.token = ""  # signing in rotates the CSRF secret
+        return response
 
     def cookie_header(self) -> str:
         return "; ".join(f"{name}={value}" for name, value in self.http.cookies.items())
