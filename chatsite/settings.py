@@ -146,11 +146,27 @@ PARLEY_SIGNUP_OPEN = env.bool("PARLEY_SIGNUP_OPEN", default=False)
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# --- HTTPS --------------------------------------------------------------------------------
+# Off for `make run` on loopback, which is plain HTTP. Served over TLS (directly or behind a
+# proxy), set PARLEY_HTTPS=1: it turns on each setting below unless that one is set itself,
+# and `manage.py check --deploy --fail-level WARNING` then passes. See docs/deployment.md.
+PARLEY_HTTPS = env.bool("PARLEY_HTTPS", default=False)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PARLEY_HTTPS)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if PARLEY_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PARLEY_HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=PARLEY_HTTPS)
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=PARLEY_HTTPS)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Behind a proxy that ends TLS: the header it sets to "https" (e.g. X-Forwarded-Proto).
+# Only set it when the proxy always sets or overwrites that header: a client could send it.
+_TLS_PROXY_HEADER = env.str("SECURE_PROXY_SSL_HEADER", default="")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _TLS_PROXY_HEADER.upper().replace("-", "_"), "https") if _TLS_PROXY_HEADER else None
+)
 
 # --- Static files -------------------------------------------------------------------
 STATIC_URL = "/static/"

@@ -27,9 +27,10 @@ _CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 class Visitor:
     """One person (or attacker) with their own cookie jar, talking HTTP to the server."""
 
-    def __init__(self, server: LiveServer, **headers: str) -> None:
+    def __init__(self, server: LiveServer, origin: str | None = None, **headers: str) -> None:
         self.server = server
         self.http = httpx.Client(base_url=server.url, follow_redirects=False, timeout=20, headers=headers)
+        self.origin = origin or server.url  # browsers send it with every form post
         self.token = ""  # the last CSRF token seen; valid until a sign-in rotates it
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
@@ -47,7 +48,9 @@ class Visitor:
             found = _CSRF.search(shown.text)
             assert found, f"no CSRF token on {page or path} ({shown.status_code})"
             self.token = found.group(1)
-        return self.http.post(path, data={**data, "csrfmiddlewaretoken": self.token}, **kwargs)
+        headers = {"Origin": self.origin, **kwargs.pop("headers", {})}
+        data = {**data, "csrfmiddlewaretoken": self.token}
+        return self.http.post(path, data=data, headers=headers, **kwargs)
 
     def sign_in(
         self, username: str, password: str, path: str = "/accounts/login/", again: bool = False
