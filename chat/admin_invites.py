@@ -19,6 +19,9 @@ class InviteAdmin(admin.ModelAdmin):
     filter_horizontal = ["groups"]
     actions = ["revoke"]
 
+    def get_fields(self, request: HttpRequest, obj: Invite | None = None) -> list[str]:
+        return [*self.fields, "uses"] if obj is not None else list(self.fields)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Invite | None = None) -> list[str]:
         return ["uses"] if obj is not None else []
 

@@ -33,11 +33,22 @@ def client_ip(request: HttpRequest) -> str:
     forwarded = [part.strip() for part in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",")]
     if len(forwarded) < hops:
         return peer  # the proxy did not add the header: count the attempt against the proxy
-    candidate = forwarded[-hops]
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return peer
+    return _address(forwarded[-hops]) or peer
+
+
+def _address(entry: str) -> str | None:
+    """An address from X-Forwarded-For, where some proxies add a port ("1.2.3.4:5678", "[::1]:80")."""
+    candidates = [entry]
+    if entry.startswith("["):
+        candidates.append(entry[1:].split("]", 1)[0])
+    elif entry.count(":") == 1:
+        candidates.append(entry.split(":", 1)[0])
+    for candidate in candidates:
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return None
 
 
 def locked_out(request: HttpRequest, original_response: Any = None, credentials: Any = None) -> HttpResponse:
