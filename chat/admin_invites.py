@@ -15,15 +15,10 @@ from chat.models import Invite
 @admin.register(Invite)
 class InviteAdmin(admin.ModelAdmin):
     list_display = ["__str__", "state", "uses", "max_uses", "expires", "created_by", "created"]
-    fields = ["note", "max_uses", "expires", "groups"]
+    fields = ["note", "max_uses", "expires", "groups", "uses"]
+    readonly_fields = ["uses"]
     filter_horizontal = ["groups"]
     actions = ["revoke"]
-
-    def get_fields(self, request: HttpRequest, obj: Invite | None = None) -> list[str]:
-        return [*self.fields, "uses"] if obj is not None else list(self.fields)
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Invite | None = None) -> list[str]:
-        return ["uses"] if obj is not None else []
 
     @admin.display(description="State")
     def state(self, obj: Invite) -> str:

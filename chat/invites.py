@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Iterable
 
 from django.contrib.auth.forms import UserCreationForm
-from django.contrib.auth.models import AbstractBaseUser, Group
+from django.contrib.auth.models import AbstractBaseUser, Group, User
 from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
@@ -54,7 +54,7 @@ def find_usable(token: str) -> Invite | None:
     return invite if invite is not None and invite.usable else None
 
 
-def do_sign_up(form: UserCreationForm, invite: Invite | None) -> AbstractBaseUser:  # type: ignore[type-arg]
+def do_sign_up(form: UserCreationForm, invite: Invite | None) -> User:  # type: ignore[type-arg]
     """Create the account, spending one use of ``invite`` in the same transaction.
 
     The use is taken by a conditional UPDATE, so two people on a single-use link at the
