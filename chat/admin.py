@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -26,6 +27,16 @@ from providers.presets import PRESETS, choices
 
 def _preset_choices() -> list[tuple[str, str]]:
     return [("", "None (give the family and base URL)"), *choices()]
+
+
+UNREADABLE_KEY = (
+    "The stored key cannot be decrypted with the current PARLEY_ENCRYPTION_KEYS (was a key removed "
+    "before `manage.py provider rotate-keys` ran?). Enter the key again to replace it."
+)
+UNREADABLE_HEADERS = (
+    "The stored headers cannot be decrypted with the current PARLEY_ENCRYPTION_KEYS. Enter them again, "
+    "or {} to remove them."
+)
 
 
 class WriteOnlyTextarea(forms.Textarea):
@@ -64,15 +75,23 @@ class ProviderForm(forms.ModelForm):
         model = Provider
         fields = [
             "name", "label", "family", "preset", "base_url", "api_key", "clear_api_key", "api_key_env",
-            "extra_headers", "connect_timeout", "first_token_timeout", "read_timeout", "enabled",
+            "extra_headers", "extra_headers_env", "connect_timeout", "first_token_timeout", "read_timeout",
+            "enabled",
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.instance and self.instance.api_key_encrypted:
+        # A secret the current PARLEY_ENCRYPTION_KEYS cannot open (a key dropped before
+        # rotate-keys) must not break this page: it is where the admin re-enters it.
+        unreadable = self.instance.unreadable_secrets() if self.instance.pk else []
+        if "API key" in unreadable:
+            self.fields["api_key"].help_text = UNREADABLE_KEY
+        elif self.instance and self.instance.api_key_encrypted:
             hint = f" ending in …{self.instance.api_key_hint}" if self.instance.api_key_hint else ""
             self.fields["api_key"].help_text = f"A key{hint} is stored. Leave blank to keep it."
-        if self.instance and self.instance.extra_headers_encrypted:
+        if "extra headers" in unreadable:
+            self.fields["extra_headers"].help_text = UNREADABLE_HEADERS
+        elif self.instance and self.instance.extra_headers_encrypted:
             names = ", ".join(sorted(self.instance.extra_headers())) or "none"
             self.fields["extra_headers"].help_text = f"Headers stored: {names}. Leave blank to keep them."
 
@@ -99,6 +118,14 @@ class ProviderForm(forms.ModelForm):
             raise forms.ValidationError("Extra headers must be a JSON object of strings.")
         return value
 
+    def clean_extra_headers_env(self) -> dict[str, str]:
+        value = self.cleaned_data.get("extra_headers_env") or {}
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise forms.ValidationError(
+                'Give a JSON object of header names to variable names, e.g. {"X-Token": "GW_TOKEN"}.'
+            )
+        return value
+
     def save(self, commit: bool = True) -> Provider:
         provider: Provider = super().save(commit=False)
         if self.cleaned_data.get("clear_api_key"):
@@ -116,7 +143,7 @@ class ProviderForm(forms.ModelForm):
 class ChatModelInline(admin.TabularInline):
     model = ChatModel
     extra = 1
-    fields = ["model_id", "display_name", "enabled", "is_default", "context_window"]
+    fields = ["model_id", "display_name", "enabled", "is_default", "context_window", "reasoning"]
 
 
 @admin.register(Provider)
@@ -131,8 +158,9 @@ class ProviderAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
         # Queue checks for stale providers; this page shows what is cached and never waits.
-        # Not on POST: an action is about to check the selected providers itself.
-        if request.method == "GET":
+        # Not on POST: an action is about to check the selected providers itself. A check
+        # calls the provider with its key, so only those who may run the action cause one.
+        if request.method == "GET" and self.has_change_permission(request):
             discovery.refresh_stale(Provider.objects.filter(enabled=True))
         return super().changelist_view(request, extra_context)
 
@@ -154,15 +182,27 @@ class ProviderAdmin(admin.ModelAdmin):
         state = "Healthy" if status.ok else "Unhealthy"
         return f"{state} ({ago} ago): {status.summary()}"
 
-    @admin.action(description="Test connection (a tiny real request)")
+    # Both actions call the provider with its key, and discovery writes model rows: staff who
+    # may only view providers get neither (Django leaves them out of the action list and
+    # refuses them if posted anyway; the checks inside are the second lock).
+    def has_discover_permission(self, request: HttpRequest) -> bool:
+        return self.has_change_permission(request) and request.user.has_perm("chat.add_chatmodel")
+
+    @admin.action(description="Test connection (a tiny real request)", permissions=["change"])
     def test_connection(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        if not self.has_change_permission(request):
+            raise PermissionDenied
         for provider in queryset:
             status = discovery.check(provider)
             level = messages.SUCCESS if status.ok else messages.ERROR
             self.message_user(request, f"{provider.name}: {status.summary()}.", level)
 
-    @admin.action(description="Discover models (imported disabled, for you to enable)")
+    @admin.action(
+        description="Discover models (imported disabled, for you to enable)", permissions=["discover"]
+    )
     def discover_models(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        if not self.has_discover_permission(request):
+            raise PermissionDenied
         for provider in queryset:
             status = discovery.check(provider)
             if not status.ok:
@@ -184,10 +224,32 @@ class ProviderAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
 
+    def save_model(self, request: HttpRequest, obj: Provider, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        discovery.forget(obj)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        provider = self.get_object(request, object_id)
+        unreadable = provider.unreadable_secrets() if provider is not None else []
+        if unreadable and request.method == "GET":
+            self.message_user(
+                request,
+                f"This provider's {' and '.join(unreadable)} cannot be decrypted with the current "
+                "PARLEY_ENCRYPTION_KEYS, so it cannot be used. Restore the removed key, "
+                "or enter them again below.",
+                messages.WARNING,
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
     @admin.display(description="Key")
     def key_status(self, obj: Provider) -> str:
         if obj.api_key_env:
             return f"from ${obj.api_key_env}"
+        if obj.unreadable_secrets():
+            return "cannot be decrypted"
         if obj.api_key_encrypted:
             return f"…{obj.api_key_hint}" if obj.api_key_hint else "stored"
         return "none"
@@ -195,11 +257,22 @@ class ProviderAdmin(admin.ModelAdmin):
 
 @admin.register(ChatModel)
 class ChatModelAdmin(admin.ModelAdmin):
-    list_display = ["name", "model_id", "provider", "enabled", "is_default"]
+    list_display = ["name", "model_id", "provider", "enabled", "is_default", "reasoning"]
     list_filter = ["provider", "enabled"]
+    fieldsets = [
+        (None, {"fields": ["provider", "model_id", "display_name", "enabled", "is_default", "groups"]}),
+        ("Reasoning", {
+            "fields": ["reasoning", "reasoning_effort", "reasoning_budget"],
+            "description": "Thinking is asked for in each provider's own way; see docs/providers.md.",
+        }),
+        ("Limits and prices", {
+            "fields": ["context_window", "price_input_per_mtok", "price_output_per_mtok"],
+        }),
+    ]
     search_fields = ["model_id", "display_name"]
     filter_horizontal = ["groups"]
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).select_related("provider")
 import chat.admin_browser  # noqa: F401  (registers the in-browser model catalogue)
+import chat.admin_invites  # noqa: F401  (registers invite links)

@@ -19,3 +19,9 @@ class ChatConfig(AppConfig):
         catalog_cache.connect_signals()
         budgets.connect_signals()
         revocation.connect_signals()
+
+        # providers/ does not read Django settings: hand it the outbound deny list once.
+        # A malformed entry stops start-up here, naming it.
+        from providers import egress
+
+        egress.configure(settings.PARLEY_EGRESS_DENY)

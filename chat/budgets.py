@@ -43,6 +43,15 @@ def _all_budgets() -> list[Budget]:
     return rows
 
 
+def surely_none() -> bool:
+    """True when this process knows, without asking the database, that no budget exists."""
+    cached = _budgets
+    return (
+        cached is not None and not cached[0]
+        and time.monotonic() - cached[1] < settings.PARLEY_CATALOG_CACHE_SECONDS
+    )
+
+
 def clear(**_: Any) -> None:
     global _budgets
     with _lock:

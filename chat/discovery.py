@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.core.cache import cache
 
+from chat.crypto import UndecryptableSecret
 from chat.models import ChatModel, Provider
 from providers import registry
 from providers.base import ChatMessage, ChatRequest, Done, ErrorKind, ModelInfo, ProviderError, Target
@@ -66,6 +67,11 @@ class Health:
 
 def _cache_key(provider: Provider) -> str:
     return f"parley:provider-health:{provider.pk}"
+
+
+def forget(provider: Provider) -> None:
+    """Drop a provider's last check: its address or secrets changed, so it says nothing now."""
+    cache.delete(_cache_key(provider))
 
 
 def cached_health(provider: Provider) -> Health | None:
@@ -170,9 +176,25 @@ def _run(plan: _Plan) -> Health:
     return health
 
 
+UNREADABLE_MESSAGE = (
+    "This provider's stored secrets cannot be decrypted with the current PARLEY_ENCRYPTION_KEYS. "
+    "Restore the removed key, or enter the key again on the provider's page."
+)
+
+
 def check(provider: Provider) -> Health:
     """Check now and wait (bounded by the timeout): for admin actions only."""
-    plan = _plan(provider)
+    try:
+        plan = _plan(provider)
+    except UndecryptableSecret:
+        # Nothing to send: say why, under a ref like any failed check.
+        failure = ProviderError(ErrorKind.AUTH, UNREADABLE_MESSAGE, detail="undecryptable secret")
+        log.warning("provider check refused ref=%s provider=%s: undecryptable", failure.ref, provider.name)
+        health = Health(
+            ok=False, checked=time.time(), kind="secrets", message=failure.message, ref=failure.ref
+        )
+        cache.set(_cache_key(provider), health, timeout=None)
+        return health
     return _executor().submit(_run, plan).result(timeout=_timeout() + 10)
 
 

@@ -59,4 +59,5 @@ def request(model: ChatModel, history: list[ChatMessage], options: Options, conv
         temperature=pick(options.temperature, conversation.temperature, settings.PARLEY_DEFAULT_TEMPERATURE),
         max_tokens=pick(options.max_tokens, conversation.max_tokens, settings.PARLEY_DEFAULT_MAX_TOKENS),
         top_p=options.top_p,
+        reasoning=model.reasoning_request(),
     )

@@ -324,7 +324,7 @@ class ChatSink:
 
 def warn_if_near_budget(user: AbstractBaseUser) -> None:
     """After an answer: a `budget` frame to the user's tabs once a budget is nearly spent."""
-    if not budgets.budgets_for(user):
+    if budgets.surely_none():
         return
 
     async def check() -> None:

@@ -1,4 +1,7 @@
-"""ASGI entry point: HTTP through Django, the chat WebSocket through auth and Origin checks."""
+"""ASGI entry point: HTTP through Django, the chat WebSocket through auth and Origin checks.
+
+The Origin check (chat/origin.py) compares scheme, host and port, as Django's CSRF check does.
+"""
 
 import os
 
@@ -10,13 +13,13 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chat.origin import SameOriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -7,6 +7,7 @@ and REDIS_URL switch to PostgreSQL and Redis (shared cache). Every variable is d
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import environ
@@ -42,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "chat",
+    "axes",  # sign-in throttling (chat/login_throttle.py); last, as its docs ask
 ]
 
 MIDDLEWARE = [
@@ -55,6 +57,7 @@ MIDDLEWARE = [
     "chat.audit.AuditMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # turns a locked-out sign-in into chat.login_throttle's page
 ]
 
 ROOT_URLCONF = "chatsite.urls"
@@ -126,6 +129,21 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": "parley"}}
 
 # --- Auth ---------------------------------------------------------------------------
+# django-axes refuses a locked-out sign-in before Django checks the password.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# After this many failed sign-ins for one user name, or from one address, both are refused
+# for PARLEY_LOGIN_LOCKOUT_MINUTES (every further failure restarts the wait). A name that
+# does not exist counts the same, so the lockout reveals nothing about which accounts exist.
+AXES_FAILURE_LIMIT = env.int("PARLEY_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.float("PARLEY_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "chat.login_throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "chat.login_throttle.locked_out"
+# Not reset on success: one real sign-in would otherwise wipe an address's failures.
+AXES_RESET_ON_SUCCESS = False
+# Reverse proxies in front of Daphne that append the client's address to X-Forwarded-For
+# (0: Parley is reached directly and the header is ignored, since clients can forge it).
+PARLEY_PROXY_COUNT = env.int("PARLEY_PROXY_COUNT", default=0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "chat"
 LOGOUT_REDIRECT_URL = "login"
@@ -135,16 +153,34 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# Admins can close open sign-up; existing accounts keep working.
-PARLEY_SIGNUP_OPEN = env.bool("PARLEY_SIGNUP_OPEN", default=True)
+# Closed by default: accounts come from admins or invite links (Django admin → Invites, or
+# `manage.py invite`). Open, anyone who reaches the server can register and use every model
+# that is not limited to a group.
+PARLEY_SIGNUP_OPEN = env.bool("PARLEY_SIGNUP_OPEN", default=False)
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
-SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+
+# --- HTTPS --------------------------------------------------------------------------------
+# Off for `make run` on loopback, which is plain HTTP. Served over TLS (directly or behind a
+# proxy), set PARLEY_HTTPS=1: it turns on each setting below unless that one is set itself,
+# and `manage.py check --deploy --fail-level WARNING` then passes. See docs/deployment.md.
+PARLEY_HTTPS = env.bool("PARLEY_HTTPS", default=False)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PARLEY_HTTPS)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if PARLEY_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PARLEY_HTTPS)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=PARLEY_HTTPS)
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=PARLEY_HTTPS)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Behind a proxy that ends TLS: the header it sets to "https" (e.g. X-Forwarded-Proto).
+# Only set it when the proxy always sets or overwrites that header: a client could send it.
+_TLS_PROXY_HEADER = env.str("SECURE_PROXY_SSL_HEADER", default="")
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_" + _TLS_PROXY_HEADER.upper().replace("-", "_"), "https") if _TLS_PROXY_HEADER else None
+)
 
 # --- Static files -------------------------------------------------------------------
 STATIC_URL = "/static/"
@@ -203,6 +239,9 @@ PARLEY_IMPORT_MAX_BYTES = env.int("PARLEY_IMPORT_MAX_BYTES", default=5_000_000)
 # One limit for an import, whichever way it arrives: Django's own cap on a request body
 # (2.5 MB by default) would answer a JSON body between the two with an HTML 400 first.
 DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_IMPORT_MAX_BYTES + 64 * 1024
+# Addresses (CIDR ranges) Parley never connects to, besides link-local and cloud metadata
+# addresses, which are always refused (providers/egress.py). Private and loopback stay allowed.
+PARLEY_EGRESS_DENY = env.list("PARLEY_EGRESS_DENY", default=[])
 
 LOGGING = {
     "version": 1,

@@ -20,6 +20,7 @@ from providers.base import (
     FinishReason,
     ModelInfo,
     ProviderError,
+    Reasoning,
     ReasoningDelta,
     Target,
     TextDelta,
@@ -30,6 +31,11 @@ from providers.streaming import END, _End
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096  # the API requires one; generous enough for a chat turn
+# Thinking rules: a budget of at least 1024 tokens; no temperature; top_p only from 0.95.
+MIN_THINKING_BUDGET = 1024
+MIN_TOP_P_WHILE_THINKING = 0.95
+# Room added to max_tokens for adaptive thinking, which has no budget of its own.
+ADAPTIVE_THINKING_ROOM = 16_000
 
 _FINISH = {
     "end_turn": FinishReason.STOP,
@@ -53,21 +59,43 @@ def headers_for(target: Target) -> dict[str, str]:
 
 def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
     system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+    default = target.quirks.get("default_max_tokens", DEFAULT_MAX_TOKENS)
+    answer = request.max_tokens or int(default)  # type: ignore[call-overload]
     body: dict[str, Any] = {
         "model": request.model,
         "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
-        "max_tokens": request.max_tokens or int(target.quirks.get("default_max_tokens", DEFAULT_MAX_TOKENS)),  # type: ignore[call-overload]
+        "max_tokens": answer,
         "stream": True,
     }
     if system:
         body["system"] = system
-    if request.temperature is not None:
+    thinking = request.reasoning is not None and request.reasoning.enabled
+    if request.temperature is not None and not thinking:
         body["temperature"] = request.temperature
-    if request.top_p is not None:
+    if request.top_p is not None and (not thinking or request.top_p >= MIN_TOP_P_WHILE_THINKING):
         body["top_p"] = request.top_p
     if request.stop:
         body["stop_sequences"] = list(request.stop)
+    if thinking and request.reasoning is not None:
+        body.update(_thinking(request.reasoning, answer))
     return body
+
+
+def _thinking(reasoning: Reasoning, answer: int) -> dict[str, Any]:
+    """The thinking fields: a budget (manual thinking) if one is set, else adaptive thinking.
+
+    Thinking counts against max_tokens, so the thinking room is added to the answer's own
+    limit rather than taken out of it (the API wants budget_tokens < max_tokens anyway).
+    Claude 4.6 and later think adaptively, steered by an effort level; 4.7 and later refuse
+    budget_tokens, while models before 4.6 accept only a budget.
+    """
+    if reasoning.budget_tokens is not None:
+        budget = max(MIN_THINKING_BUDGET, reasoning.budget_tokens)
+        return {"thinking": {"type": "enabled", "budget_tokens": budget}, "max_tokens": answer + budget}
+    fields: dict[str, Any] = {"thinking": {"type": "adaptive"}, "max_tokens": answer + ADAPTIVE_THINKING_ROOM}
+    if reasoning.effort is not None:
+        fields["output_config"] = {"effort": reasoning.effort}
+    return fields
 
 
 def _int(value: object) -> int | None:

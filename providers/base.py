@@ -12,7 +12,7 @@ import dataclasses
 import enum
 import secrets
 from collections.abc import AsyncIterator, Mapping
-from typing import Literal, Protocol, Union
+from typing import Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
 
@@ -21,6 +21,24 @@ Role = Literal["system", "user", "assistant"]
 class ChatMessage:
     role: Role
     content: str
+
+
+Effort = Literal["low", "medium", "high"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reasoning:
+    """Thinking asked of the model, sent in each family's own shape (see docs/providers.md).
+
+    ``enabled=False`` asks for no thinking where the API can say so. ``budget_tokens`` caps
+    it where the API takes a budget (Anthropic's manual thinking, Gemini 2.5); ``effort`` is
+    the level for APIs that take one (OpenAI-style ``reasoning_effort``, Anthropic's adaptive
+    thinking, Gemini 3's ``thinkingLevel``, Ollama's gpt-oss).
+    """
+
+    enabled: bool = True
+    budget_tokens: int | None = None
+    effort: Effort | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -33,6 +51,7 @@ class ChatRequest:
     max_tokens: int | None = None
     top_p: float | None = None
     stop: tuple[str, ...] = ()
+    reasoning: Reasoning | None = None  # None: ask nothing, the model's own default
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -88,7 +107,7 @@ class Done:
     detail: str = ""  # a user-safe explanation, e.g. why a content filter fired
 
 
-Event = Union[TextDelta, ReasoningDelta, Usage, Done]
+Event = TextDelta | ReasoningDelta | Usage | Done
 
 
 class ErrorKind(str, enum.Enum):
@@ -123,6 +142,8 @@ class ProviderError(Exception):
 
     ``detail`` is for the server log only, and never holds an upstream body verbatim
     (bodies can echo key fragments); ``ref`` ties the two together for an admin.
+    ``usage`` is what the provider had reported when the stream failed (Anthropic counts
+    the input at ``message_start``), so tokens already billed can still be recorded.
     """
 
     def __init__(
@@ -133,12 +154,14 @@ class ProviderError(Exception):
         detail: str = "",
         status: int | None = None,
         retry_after: float | None = None,
+        usage: Usage | None = None,
     ) -> None:
         self.kind = kind
         self.message = message or _USER_MESSAGES[kind]
         self.detail = detail
         self.status = status
         self.retry_after = retry_after
+        self.usage = usage
         self.ref = secrets.token_hex(4)
         # What the provider reported before failing (input tokens from a stream's start).
         self.usage: Usage | None = None

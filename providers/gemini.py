@@ -24,6 +24,7 @@ from providers.base import (
     FinishReason,
     ModelInfo,
     ProviderError,
+    Reasoning,
     ReasoningDelta,
     Target,
     TextDelta,
@@ -74,12 +75,26 @@ def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
         config["topP"] = request.top_p
     if request.stop:
         config["stopSequences"] = list(request.stop)
-    thinking = target.quirks.get("thinking_config")
+    thinking = _thinking_config(request.reasoning) or target.quirks.get("thinking_config")
     if isinstance(thinking, dict):
         config["thinkingConfig"] = thinking
     if config:
         body["generationConfig"] = config
     return body
+
+
+def _thinking_config(reasoning: Reasoning | None) -> dict[str, Any] | None:
+    """Gemini 2.5 takes a token budget (0 turns thinking off), Gemini 3 a level; never both."""
+    if reasoning is None:
+        return None
+    if not reasoning.enabled:
+        return {"thinkingBudget": 0}  # 2.5 Flash and Flash-Lite; Pro models cannot stop thinking
+    config: dict[str, Any] = {"includeThoughts": True}  # without it no thought text is sent
+    if reasoning.budget_tokens is not None:
+        config["thinkingBudget"] = reasoning.budget_tokens
+    elif reasoning.effort is not None:
+        config["thinkingLevel"] = reasoning.effort
+    return config
 
 
 def _filtered(reason: str, what: str) -> tuple[FinishReason, str]:

@@ -121,6 +121,11 @@ _CONTEXT_MARKERS = (
     "maximum number of tokens",
     "must be <=",
 )
+# A 5xx is normally worth retrying, but a server that ran out of context says so with a 500:
+# llama.cpp's server answers "Context size has been exceeded." (type server_error, code 500)
+# when its KV cache fills mid-prompt, as an HTTP 500 or as an in-stream error. Retrying the
+# same prompt fails the same way, so these few phrasings make a 5xx a context_length error.
+_CONTEXT_MARKERS_5XX = ("context size has been exceeded", "exceeds the available context size")
 _QUOTA_MARKERS = ("insufficient_quota", "insufficient balance", "insufficient credits", "billing")
 _KEY_MARKERS = ("api_key_invalid", "api key not valid", "invalid_api_key", "authentication_error")
 
@@ -149,6 +154,10 @@ _QUOTA_MESSAGE = (
     "The model provider's account is out of credit or quota. An administrator needs to check its billing."
 )
 _NOT_FOUND_MESSAGE = "The model provider does not know this model, or the provider's address is wrong."
+_REDIRECT_MESSAGE = (
+    "The model provider answered with a redirect, which Parley never follows. An administrator "
+    "needs to check the provider's base URL."
+)
 
 
 def _safe(value: object) -> str:
@@ -186,6 +195,12 @@ def _kind_for_status(status: int) -> ErrorKind:
     return ErrorKind.BAD_REQUEST
 
 
+def _says_context_is_full(kind: ErrorKind, lowered: str) -> bool:
+    if kind is ErrorKind.BAD_REQUEST:
+        return any(m in lowered for m in _CONTEXT_MARKERS)
+    return kind is ErrorKind.UNAVAILABLE and any(m in lowered for m in _CONTEXT_MARKERS_5XX)
+
+
 def classify(status: int | None, payload: object, text: str) -> ProviderError:
     """Build the error for an HTTP status and/or an error payload; ``text`` is only searched."""
     etype, code, inner_status = _error_fields(payload)
@@ -203,12 +218,14 @@ def classify(status: int | None, payload: object, text: str) -> ProviderError:
         kind, message = ErrorKind.AUTH, _QUOTA_MESSAGE
     elif kind is ErrorKind.BAD_REQUEST and any(m in lowered for m in _KEY_MARKERS):
         kind = ErrorKind.AUTH  # Gemini answers a bad key with 400 INVALID_ARGUMENT
-    elif kind is ErrorKind.BAD_REQUEST and any(m in lowered for m in _CONTEXT_MARKERS):
+    elif _says_context_is_full(kind, lowered):
         kind = ErrorKind.CONTEXT_LENGTH
     elif kind is ErrorKind.RATE_LIMIT and etype.lower() == "overloaded":
         kind = ErrorKind.OVERLOADED  # TGI's full queue is a 429
     elif kind is ErrorKind.BAD_REQUEST and status == 404:
         message = _NOT_FOUND_MESSAGE
+    elif status is not None and 300 <= status < 400:
+        message = _REDIRECT_MESSAGE  # a redirect could lead anywhere, a metadata address included
     parts = [f"HTTP {status}" if status is not None else "in-stream"]
     if etype:
         parts.append(f"type={etype}")

@@ -56,7 +56,10 @@ def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
         "messages": [{"role": m.role, "content": m.content} for m in request.messages],
         "stream": True,
     }
-    if "think" in target.quirks:
+    if request.reasoning is not None:
+        # true/false for thinking models; gpt-oss takes a level instead of true.
+        body["think"] = (request.reasoning.effort or True) if request.reasoning.enabled else False
+    elif "think" in target.quirks:
         body["think"] = target.quirks["think"]
     if options:
         body["options"] = options

@@ -72,10 +72,29 @@ def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
         body["stop"] = list(request.stop)
     if request.max_tokens is not None:
         body[str(target.quirks.get("max_tokens_field", "max_tokens"))] = request.max_tokens
+    body.update(_reasoning_fields(target, request))
     extra = target.quirks.get("extra_body")
     if isinstance(extra, dict):
         body.update(extra)
     return body
+
+
+def _reasoning_fields(target: Target, request: ChatRequest) -> dict[str, Any]:
+    """Only for presets whose servers take the field: strict servers refuse unknown ones.
+
+    ``reasoning_effort`` (OpenAI, OpenRouter, Groq, vLLM...) has no portable "off" (o-series
+    models always reason), so off sends nothing there; DashScope switches with
+    ``enable_thinking``.
+    """
+    reasoning = request.reasoning
+    if reasoning is None:
+        return {}
+    switch = target.quirks.get("reasoning_switch")
+    if isinstance(switch, str):
+        return {switch: reasoning.enabled}
+    if target.quirks.get("reasoning_effort") and reasoning.enabled:
+        return {"reasoning_effort": reasoning.effort or "medium"}
+    return {}
 
 
 def _content_events(content: object) -> list[Event]:

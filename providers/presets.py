@@ -35,11 +35,17 @@ _ALL = [
         "openai",
         "https://api.openai.com/v1",
         # Reasoning models reject max_tokens; every current OpenAI model takes this name.
-        quirks=_q(max_tokens_field="max_completion_tokens"),
+        quirks=_q(max_tokens_field="max_completion_tokens", reasoning_effort=True),
     ),
-    Preset("groq", "Groq", "openai", "https://api.groq.com/openai/v1"),
-    Preset("together", "Together AI", "openai", "https://api.together.xyz/v1"),
-    Preset("fireworks", "Fireworks AI", "openai", "https://api.fireworks.ai/inference/v1"),
+    # reasoning_effort: the server takes OpenAI's field (gpt-oss, Qwen3 and other thinking models).
+    Preset("groq", "Groq", "openai", "https://api.groq.com/openai/v1", quirks=_q(reasoning_effort=True)),
+    Preset(
+        "together", "Together AI", "openai", "https://api.together.xyz/v1", quirks=_q(reasoning_effort=True)
+    ),
+    Preset(
+        "fireworks", "Fireworks AI", "openai", "https://api.fireworks.ai/inference/v1",
+        quirks=_q(reasoning_effort=True),
+    ),
     # Mistral answers 422 to stream_options and max_completion_tokens; it sends usage anyway.
     Preset(
         "mistral",
@@ -49,30 +55,42 @@ _ALL = [
         quirks=_q(no_stream_options=True, strict_schema=True),
     ),
     Preset("deepseek", "DeepSeek", "openai", "https://api.deepseek.com/v1"),
-    Preset("openrouter", "OpenRouter", "openai", "https://openrouter.ai/api/v1", custom_headers=True),
+    Preset(
+        "openrouter", "OpenRouter", "openai", "https://openrouter.ai/api/v1", custom_headers=True,
+        quirks=_q(reasoning_effort=True),
+    ),
     Preset(
         "qwen_intl",
         "Qwen (Alibaba Cloud, international)",
         "openai",
         "https://dashscope-intl.aliyuncs.com/compatible-mode/v1",
+        quirks=_q(reasoning_switch="enable_thinking"),  # Qwen3 thinks only when asked, this way
     ),
     Preset(
         "qwen_cn",
         "Qwen (Alibaba Cloud, China)",
         "openai",
         "https://dashscope.aliyuncs.com/compatible-mode/v1",
+        quirks=_q(reasoning_switch="enable_thinking"),
     ),
     Preset("huggingface", "Hugging Face router", "openai", "https://router.huggingface.co/v1"),
     # Local and self-hosted servers: usually no key, and the admin's own address.
     Preset("tgi", "Text Generation Inference", "openai", "http://localhost:8080/v1", key_required=False),
-    Preset("vllm", "vLLM", "openai", "http://localhost:8000/v1", key_required=False),
-    Preset("lmstudio", "LM Studio", "openai", "http://localhost:1234/v1", key_required=False),
+    Preset(
+        "vllm", "vLLM", "openai", "http://localhost:8000/v1", key_required=False,
+        quirks=_q(reasoning_effort=True),
+    ),
+    Preset(
+        "lmstudio", "LM Studio", "openai", "http://localhost:1234/v1", key_required=False,
+        quirks=_q(reasoning_effort=True),
+    ),
     Preset(
         "ollama_v1",
         "Ollama (OpenAI-compatible /v1)",
         "openai",
         "http://localhost:11434/v1",
         key_required=False,
+        quirks=_q(reasoning_effort=True),
     ),
     Preset("llamacpp", "llama.cpp server", "openai", "http://localhost:8080/v1", key_required=False),
     # text-generation-webui lists only the loaded model and ignores the requested one.
@@ -80,7 +98,8 @@ _ALL = [
         "textgen_webui", "text-generation-webui", "openai", "http://127.0.0.1:5000/v1", key_required=False
     ),
     Preset(
-        "gateway", "Custom OpenAI-compatible gateway", "openai", "", key_required=False, custom_headers=True
+        "gateway", "Custom OpenAI-compatible gateway", "openai", "", key_required=False, custom_headers=True,
+        quirks=_q(reasoning_effort=True),  # LiteLLM and most gateways translate it per upstream
     ),
     Preset("anthropic", "Anthropic", "anthropic", "https://api.anthropic.com"),
     Preset("gemini", "Google Gemini", "gemini", "https://generativelanguage.googleapis.com"),

@@ -28,6 +28,7 @@ import httpcore
 import httpx
 
 from chatsite import private_apis
+from providers import egress
 from providers.chunked import ChunkedDecoder
 
 # Stop reading from the socket while this much sits unread (a slow consumer), so a
@@ -220,6 +221,20 @@ async def _connect(
     return AsyncioStream(transport, protocol)
 
 
+async def _open_checked(
+    host: str, port: int, local: tuple[str, int] | None
+) -> tuple[asyncio.Transport, _Protocol]:
+    """Resolve, refuse denied addresses (providers/egress.py), connect to the first one that answers."""
+    loop = asyncio.get_running_loop()
+    error: OSError | None = None
+    for address in await egress.resolve(host, port):
+        try:
+            return await loop.create_connection(_Protocol, address, port, local_addr=local)
+        except OSError as exc:
+            error = exc
+    raise error or OSError(f"{host} resolved to no address")
+
+
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
     async def connect_tcp(
         self,
@@ -229,9 +244,8 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
         local = (local_address, 0) if local_address else None
-        stream = await _connect(loop.create_connection(_Protocol, host, port, local_addr=local), f"{host}:{port}", timeout)
+        stream = await _connect(_open_checked(host, port, local), f"{host}:{port}", timeout)
         sock = stream.get_extra_info("socket")
         for option in socket_options or ():
             sock.setsockopt(*option)  # asyncio already set TCP_NODELAY

@@ -13,6 +13,5 @@ os.environ.setdefault("SQLITE_PATH", os.path.join(tempfile.gettempdir(), f"parle
 os.environ.setdefault(
     "SQLITE_TEST_PATH", os.path.join(tempfile.gettempdir(), f"parley-test-db-{os.getpid()}.sqlite3")
 )
-os.environ.setdefault("PARLEY_SIGNUP_OPEN", "1")
 # Generated titles would spend fake-provider scripts meant for answers; tests that want them say so.
 os.environ.setdefault("PARLEY_AUTO_TITLES", "0")

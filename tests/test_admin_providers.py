@@ -319,3 +319,14 @@ def test_rotate_keys_re_encrypts_under_the_newest_key_and_still_decrypts(transac
             assert Provider.objects.get(name="lab").api_key() == KEY
     finally:
         crypto.reset_cache()
+
+
+def test_adding_an_existing_provider_with_only_a_new_key_keeps_where_it_points(
+    transactional_db: None, fake: FakeProvider
+) -> None:
+    provider_cmd("add", "lab", "--preset", "vllm", "--base-url", fake.url + "/v1", "--api-key-stdin",
+                 stdin=KEY)
+    provider_cmd("add", "lab", "--api-key-stdin", "--clear-headers", stdin="sk-a-brand-new-key-0001")
+    provider = Provider.objects.get(name="lab")
+    assert (provider.preset, provider.base_url) == ("vllm", fake.url + "/v1")
+    assert provider.api_key() == "sk-a-brand-new-key-0001" and provider.extra_headers() == {}

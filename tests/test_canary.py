@@ -167,8 +167,9 @@ def error_scripts(family: str) -> dict[str, Script]:
 
 
 async def test_no_key_leaks_from_the_chat_path_or_the_json_endpoints(
-    alice: User, canary_models: dict[str, ChatModel], fake: FakeProvider, connect: Any, seen: Seen
+    alice: User, canary_models: dict[str, ChatModel], fake: FakeProvider, connect: Any, seen: Seen, settings: Any
 ) -> None:
+    settings.PARLEY_USER_MESSAGES_PER_MINUTE = 0  # sixty-odd sends of one user, on purpose
     sock = await connect(alice)
     kinds: dict[str, str] = {}
     conversations = []

@@ -15,7 +15,7 @@ from django.db import models
 
 from chat import crypto
 from providers import registry
-from providers.base import Target
+from providers.base import Reasoning, Target
 
 
 # The families are declared once, in providers.registry; the choices follow from there.
@@ -37,6 +37,10 @@ class Provider(models.Model):
     )
     # Encrypted JSON object: gateways sometimes put credentials in custom headers.
     extra_headers_encrypted = models.TextField(blank=True, editable=False)
+    extra_headers_env = models.JSONField(
+        default=dict, blank=True,
+        help_text='Headers read from environment variables at call time, e.g. {"X-Gateway-Token": "GW_KEY"}.',
+    )
     connect_timeout = models.FloatField(default=10.0)
     read_timeout = models.FloatField(default=120.0, help_text="Longest silence mid-answer, in seconds.")
     first_token_timeout = models.FloatField(default=120.0)
@@ -67,6 +71,17 @@ class Provider(models.Model):
             return {}
         return dict(json.loads(crypto.decrypt(self.extra_headers_encrypted)))
 
+    def unreadable_secrets(self) -> list[str]:
+        """Which stored secrets the current PARLEY_ENCRYPTION_KEYS cannot decrypt, in words."""
+        stored = (("API key", self.api_key_encrypted), ("extra headers", self.extra_headers_encrypted))
+        return [what for what, token in stored if not crypto.readable(token)]
+
+    def headers_from_env(self) -> dict[str, str]:
+        """Headers whose values live in the environment, like --api-key-env; unset ones are left out."""
+        mapping = self.extra_headers_env if isinstance(self.extra_headers_env, dict) else {}
+        values = {name: os.environ.get(str(var), "") for name, var in mapping.items()}
+        return {name: value for name, value in values.items() if value}
+
     def api_key(self) -> str:
         if self.api_key_env:
             return os.environ.get(self.api_key_env, "")
@@ -80,13 +95,25 @@ class Provider(models.Model):
         return Target(
             base_url=self.base_url.rstrip("/"),
             api_key=self.api_key(),
-            headers=self.extra_headers(),
+            headers={**self.extra_headers(), **self.headers_from_env()},
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
             first_token_timeout=self.first_token_timeout,
             quirks=dict(preset.quirks) if preset else {},
             name=self.name,
         )
+
+
+class ReasoningMode(models.TextChoices):
+    DEFAULT = "", "Model default (ask nothing)"
+    ON = "on", "On"
+    OFF = "off", "Off"
+
+
+class Effort(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
 
 
 class ChatModel(models.Model):
@@ -105,6 +132,18 @@ class ChatModel(models.Model):
     price_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
     price_output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
     price_currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code of both prices.")
+    reasoning = models.CharField(
+        max_length=8, blank=True, choices=ReasoningMode.choices, default=ReasoningMode.DEFAULT,
+        help_text="Whether to ask this model to think before answering (its thinking is shown apart).",
+    )
+    reasoning_effort = models.CharField(
+        max_length=8, blank=True, choices=Effort.choices,
+        help_text="For APIs that take a level: OpenAI-style reasoning_effort, Claude 4.6+, Gemini 3.",
+    )
+    reasoning_budget = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Thinking tokens, for APIs that take a budget: Claude before 4.6 (1024+), Gemini 2.5.",
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -117,3 +156,23 @@ class ChatModel(models.Model):
     @property
     def name(self) -> str:
         return self.display_name or self.model_id
+
+    def reasoning_request(self) -> Reasoning | None:
+        """What the adapters are asked for; None leaves the model at its own default."""
+        if self.reasoning == ReasoningMode.OFF:
+            return Reasoning(enabled=False)
+        if self.reasoning == ReasoningMode.ON:
+            effort = self.reasoning_effort or None
+            return Reasoning(budget_tokens=self.reasoning_budget, effort=effort)  # type: ignore[arg-type]
+        return None
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.reasoning != ReasoningMode.ON and (self.reasoning_budget or self.reasoning_effort):
+            raise ValidationError({"reasoning": "Set reasoning to On to use an effort or a budget."})
+        anthropic = self.provider_id is not None and self.provider.family == Family.ANTHROPIC
+        if anthropic and self.reasoning_budget is not None and self.reasoning_budget < 1024:
+            raise ValidationError(
+                {"reasoning_budget": "Anthropic needs a thinking budget of at least 1024 tokens."}
+            )

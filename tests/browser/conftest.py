@@ -27,8 +27,12 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def module_live(fake_server: FakeProvider) -> Iterator[LiveServer]:
-    """One server per module: alice, and the fake provider's model as the default."""
-    server = LiveServer().start()
+    """One server per module: alice, and the fake provider's model as the default.
+
+    Alice sends in every test of the module, well over the per-minute limit in all; that
+    limit has its own tests (tests/test_fair_use.py), so it is off here.
+    """
+    server = LiveServer({"PARLEY_USER_MESSAGES_PER_MINUTE": "0"}).start()
     server.create_user("alice", "alice-password-1")
     server.manage(
         "provider", "add", "fake", "--kind", "openai", "--base-url", fake_server.url + "/v1",

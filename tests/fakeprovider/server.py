@@ -27,6 +27,8 @@ _BATCH = 256  # deltas per write when unthrottled: few syscalls, yet no giant bu
 _REASONS = {
     200: "OK",
     204: "No Content",
+    302: "Found",
+    307: "Temporary Redirect",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -252,6 +254,11 @@ class FakeProvider:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far (a refused address must leave this at 0)."""
+        return self._connections
+
     def set_default(self, script: Script) -> None:
         with self._lock:
             self._default = script
@@ -383,7 +390,7 @@ class FakeProvider:
             return await _send_whole(writer, 404, "application/json", '{"error": "no such fake endpoint"}')
         script = self._pick(model)
         self._record(rec)
-        if script.status >= 400:
+        if script.status >= 300:  # errors, and redirects (with a Location header in ``headers``)
             body = (
                 script.error_body if script.error_body is not None else render.error_response(script.status)
             )

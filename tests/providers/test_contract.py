@@ -233,3 +233,30 @@ async def test_a_finished_stream_leaves_its_connection_reusable(fake: FakeProvid
     for _ in range(3):
         await run(family, target(fake, family))
     assert len({r.connection for r in fake.requests}) == 1
+
+
+# What each family has reported by the time a stream fails after its first delta: Anthropic
+# counts the input at message_start, Gemini puts the prompt count on every chunk; OpenAI-style
+# servers and Ollama report usage only at the very end, so there is nothing to pass on.
+USAGE_BEFORE_THE_END = {
+    "anthropic": Usage(17, 1),
+    "gemini": Usage(17, None),
+    "openai": None,
+    "ollama": None,
+}
+
+
+@pytest.mark.parametrize("fault", ["error_event_after", "drop_after"])
+async def test_the_usage_reported_before_a_failure_travels_with_the_error(
+    fake: FakeProvider, family: Family, fault: str
+) -> None:
+    fake.set_default(Script(tokens=["a", "b"], usage=(17, 2), **{fault: 1}))
+    seen, err = await fail(family, target(fake, family), retry=True)
+    assert text_of(seen) == "a"
+    assert err.usage == USAGE_BEFORE_THE_END[family.name]
+
+
+async def test_an_error_before_the_stream_carries_no_usage(fake: FakeProvider, family: Family) -> None:
+    fake.set_default(Script(status=400))
+    _, err = await fail(family, target(fake, family))
+    assert err.usage is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -153,3 +154,26 @@ def test_detail_keeps_identifier_like_types_and_drops_anything_else() -> None:
 )
 def test_in_stream_error_payloads_are_classified(payload: object, kind: ErrorKind) -> None:
     assert http.error_from_payload(payload).kind is kind
+
+
+# llama.cpp's server (tools/server/server-context.cpp) sends this when its KV cache fills while
+# decoding: send_error with the default ERROR_TYPE_SERVER, hence code 500 and type server_error.
+LLAMA_CPP_CONTEXT_FULL = {
+    "error": {"code": 500, "message": "Context size has been exceeded.", "type": "server_error"}
+}
+
+
+def test_llama_cpp_context_size_exceeded_as_http_500_is_context_length_and_final() -> None:
+    err = http.classify(500, LLAMA_CPP_CONTEXT_FULL, json.dumps(LLAMA_CPP_CONTEXT_FULL))
+    assert err.kind is ErrorKind.CONTEXT_LENGTH and not err.retryable
+    assert err.detail == "HTTP 500 type=server_error code=500"
+
+
+def test_llama_cpp_context_size_exceeded_in_stream_is_context_length_and_final() -> None:
+    err = http.error_from_payload(LLAMA_CPP_CONTEXT_FULL)
+    assert err.kind is ErrorKind.CONTEXT_LENGTH and not err.retryable
+
+
+def test_an_ordinary_500_stays_retryable() -> None:
+    body = {"error": {"code": 500, "message": "Compute error.", "type": "server_error"}}
+    assert http.classify(500, body, json.dumps(body)).retryable

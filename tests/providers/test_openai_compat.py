@@ -220,6 +220,25 @@ async def test_a_400_that_says_the_context_is_too_long_is_a_context_length_error
     assert "context_length_exceeded" in err.detail and "8192" not in err.detail
 
 
+LLAMA_CPP_CONTEXT_FULL = {
+    "error": {"code": 500, "message": "Context size has been exceeded.", "type": "server_error"}
+}
+
+
+@pytest.mark.parametrize("where", ["status", "in-stream"])
+async def test_llama_cpp_running_out_of_context_is_a_context_length_error_and_not_retried(
+    fake: FakeProvider, where: str
+) -> None:
+    # HTTP 500 before the stream, or one error chunk with code 500 once it began (server-context.cpp).
+    if where == "status":
+        fake.set_default(Script(status=500, error_body=LLAMA_CPP_CONTEXT_FULL))
+    else:
+        fake.set_default(Script(tokens=["a", "b"], error_event_after=0, error_body=LLAMA_CPP_CONTEXT_FULL))
+    _, err = await failure(registry.stream("openai", target_for(fake), REQUEST))
+    assert err.kind is ErrorKind.CONTEXT_LENGTH and not err.retryable
+    assert len(fake.requests) == 1
+
+
 async def test_insufficient_quota_is_not_a_retryable_rate_limit(fake: FakeProvider) -> None:
     fake.set_default(
         Script(status=429, error_body={"error": {"type": "insufficient_quota", "code": "insufficient_quota"}})

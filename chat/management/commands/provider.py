@@ -2,6 +2,7 @@
 
 Keys never go on the command line (they would show in `ps` and shell history): pass the
 name of an environment variable with --api-key-env, or pipe the key in with --api-key-stdin.
+Headers that carry credentials go the same ways: --header-env NAME=VARIABLE or --header-stdin.
 """
 
 from __future__ import annotations
@@ -9,11 +10,24 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from chat import crypto
-from chat.models import ChatModel, Family, Provider
+from chat.models import ChatModel, Effort, Family, Provider
+
+
+def _pairs(items: list[str], option: str, echo: bool = True) -> dict[str, str]:
+    """NAME=VALUE items as a dict; a malformed one is refused, and a secret one never echoed."""
+    pairs = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            shown = f", got {name.strip()!r}" if echo else ""
+            raise CommandError(f"{option} must look like NAME=VALUE{shown}.")
+        pairs[name.strip()] = value.strip()
+    return pairs
 
 
 def _presets() -> dict[str, Any]:
@@ -37,7 +51,19 @@ class Command(BaseCommand):
         key = add.add_mutually_exclusive_group()
         key.add_argument("--api-key-env", default="", help="Read the key from this environment variable at call time.")
         key.add_argument("--api-key-stdin", action="store_true", help="Read the key from standard input and store it encrypted.")
-        add.add_argument("--header", action="append", default=[], metavar="NAME=VALUE", help="An extra request header.")
+        add.add_argument(
+            "--header", action="append", default=[], metavar="NAME=VALUE",
+            help="An extra request header, stored encrypted. Not for secrets: command lines show in `ps`.",
+        )
+        add.add_argument(
+            "--header-stdin", action="store_true",
+            help="Read NAME=VALUE header lines from standard input (after the key, with --api-key-stdin).",
+        )
+        add.add_argument(
+            "--header-env", action="append", default=[], metavar="NAME=VARIABLE",
+            help="Send header NAME with the value of this environment variable, read at call time.",
+        )
+        add.add_argument("--clear-headers", action="store_true", help="Remove the stored extra headers.")
         add.add_argument("--model", action="append", default=[], metavar="ID[=DISPLAY NAME]", help="A model to enable.")
         add.add_argument("--default", dest="default_model", default="", metavar="ID", help="Make this model the default.")
         add.add_argument("--disabled", action="store_true")
@@ -48,6 +74,14 @@ class Command(BaseCommand):
         model.add_argument("--display-name", default="")
         model.add_argument("--default", action="store_true")
         model.add_argument("--disable", action="store_true")
+        model.add_argument(
+            "--reasoning", choices=["on", "off", "default"],
+            help="Ask the model to think (on), not to (off), or leave it to the model (default).",
+        )
+        model.add_argument("--reasoning-effort", choices=[e.value for e in Effort], help="low, medium, high.")
+        model.add_argument(
+            "--reasoning-budget", type=int, metavar="TOKENS", help="Thinking tokens (for budget APIs)."
+        )
 
         sub.add_parser("list", help="List providers and their models.")
         sub.add_parser("presets", help="List the presets.")
@@ -59,11 +93,15 @@ class Command(BaseCommand):
         getattr(self, "do_" + action.replace("-", "_"))(**options)
 
     def do_add(self, name: str, family: str | None, preset: str, base_url: str, label: str, api_key_env: str,
-               api_key_stdin: bool, header: list[str], model: list[str], default_model: str, disabled: bool,
-               **_: Any) -> None:
+               api_key_stdin: bool, header: list[str], header_stdin: bool, header_env: list[str],
+               clear_headers: bool, model: list[str], default_model: str, disabled: bool, **_: Any) -> None:
         presets = _presets()
         if preset and preset not in presets:
             raise CommandError(f"Unknown preset {preset!r}. Known: {', '.join(sorted(presets))}.")
+        existing = Provider.objects.filter(name=name).first()
+        if existing is not None and not (family or preset or base_url):
+            # Updating only secrets or models: keep where the provider points.
+            family, preset, base_url = existing.family, existing.preset, existing.base_url
         chosen = presets.get(preset)
         family = family or (chosen.family if chosen else None)
         base_url = base_url or (chosen.base_url if chosen else "")
@@ -71,15 +109,16 @@ class Command(BaseCommand):
             raise CommandError("Give --kind (openai, anthropic, gemini, ollama) or a --preset.")
         if not base_url:
             raise CommandError("Give --base-url (this preset has no default).")
-        headers = {}
-        for item in header:
-            hname, sep, value = item.partition("=")
-            if not sep or not hname.strip():
-                raise CommandError(f"--header must look like NAME=VALUE, got {hname!r}.")
-            headers[hname.strip()] = value.strip()
         key = sys.stdin.readline().strip() if api_key_stdin else None
         if api_key_stdin and not key:
             raise CommandError("--api-key-stdin was given but standard input was empty.")
+        headers = _pairs(header, "--header")
+        if header_stdin:
+            lines = [line.strip() for line in sys.stdin.read().splitlines() if line.strip()]
+            if not lines:
+                raise CommandError("--header-stdin was given but standard input held no NAME=VALUE line.")
+            headers.update(_pairs(lines, "--header-stdin", echo=False))
+        from_env = _pairs(header_env, "--header-env")
         with transaction.atomic():
             provider, created = Provider.objects.get_or_create(name=name, defaults={"base_url": base_url})
             provider.family, provider.preset, provider.base_url = family, preset, base_url
@@ -91,8 +130,13 @@ class Command(BaseCommand):
             elif key:
                 provider.api_key_env = ""
                 provider.set_api_key(key)
+            if clear_headers:
+                provider.set_extra_headers({})
+                provider.extra_headers_env = {}
             if headers:
                 provider.set_extra_headers(headers)
+            if from_env:
+                provider.extra_headers_env = from_env
             provider.full_clean(exclude=["api_key_encrypted", "extra_headers_encrypted"])
             provider.save()
             for item in model:
@@ -114,10 +158,33 @@ class Command(BaseCommand):
             entry.is_default = True
         entry.save()
 
-    def do_model(self, name: str, model_id: str, display_name: str, default: bool, disable: bool, **_: Any) -> None:
+    def do_model(self, name: str, model_id: str, display_name: str, default: bool, disable: bool,
+                 reasoning: str | None, reasoning_effort: str | None, reasoning_budget: int | None,
+                 **_: Any) -> None:
         provider = self._get(name)
-        self._upsert_model(provider, model_id, display_name, default=default, enabled=not disable)
+        with transaction.atomic():
+            self._upsert_model(provider, model_id, display_name, default=default, enabled=not disable)
+            if reasoning is not None or reasoning_effort is not None or reasoning_budget is not None:
+                self._set_reasoning(provider.models.get(model_id=model_id), reasoning, reasoning_effort,
+                                    reasoning_budget)
         self.stdout.write(f"Model {model_id} on {name}: {'disabled' if disable else 'enabled'}.")
+
+    def _set_reasoning(
+        self, entry: ChatModel, mode: str | None, effort: str | None, budget: int | None
+    ) -> None:
+        if mode is not None:
+            entry.reasoning = "" if mode == "default" else mode
+        if effort is not None:
+            entry.reasoning_effort = effort
+        if budget is not None:
+            entry.reasoning_budget = budget or None  # 0 clears it
+        if entry.reasoning != "on":
+            entry.reasoning_effort, entry.reasoning_budget = "", None
+        try:
+            entry.full_clean(exclude=["groups"])
+        except ValidationError as error:
+            raise CommandError(" ".join(m for ms in error.message_dict.values() for m in ms)) from None
+        entry.save()
 
     def do_list(self, **_: Any) -> None:
         for p in Provider.objects.prefetch_related("models"):
@@ -126,6 +193,10 @@ class Command(BaseCommand):
             self.stdout.write(f"{p.name}  {p.family}  {p.base_url}  {key}  {state}")
             for m in p.models.all():
                 flags = " ".join(f for f, on in (("default", m.is_default), ("disabled", not m.enabled)) if on)
+                if m.reasoning:
+                    flags += f" reasoning={m.reasoning}"
+                    flags += f"/{m.reasoning_effort}" if m.reasoning_effort else ""
+                    flags += f"/{m.reasoning_budget} tokens" if m.reasoning_budget else ""
                 self.stdout.write(f"    {m.model_id}  {m.display_name}  {flags}".rstrip())
 
     def do_presets(self, **_: Any) -> None:
@@ -137,6 +208,10 @@ class Command(BaseCommand):
         self.stdout.write(f"Removed provider {name}.")
 
     def do_rotate_keys(self, **_: Any) -> None:
+        broken = {p.name: p.unreadable_secrets() for p in Provider.objects.all()}
+        broken = {name: what for name, what in broken.items() if what}
+        if broken:
+            raise CommandError("Nothing was re-encrypted. " + crypto.stale_secrets_help(broken))
         count = 0
         with transaction.atomic():
             for p in Provider.objects.select_for_update():

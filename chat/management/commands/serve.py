@@ -17,8 +17,9 @@ import sys
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from chat.crypto import stale_secrets_help
 from chat.store import do_recover_orphans
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("--access-log", action="store_true", help="Log every request to standard output.")
 
     def handle(self, *args: Any, host: str, port: int, grace: float, access_log: bool, **options: Any) -> None:
+        _refuse_undecryptable_secrets()
         recovered = do_recover_orphans()
         if recovered:
             self.stdout.write(f"Marked {recovered} interrupted answer(s) as incomplete (server_restart).")
@@ -95,3 +97,17 @@ class Command(BaseCommand):
 # Past this, Daphne closes the connection (1009) without Parley seeing the frame; the page
 # never sends anything near it (it checks a message's size before sending).
 WIRE_MAX_BYTES = 16 * 1024 * 1024
+
+
+def _refuse_undecryptable_secrets() -> None:
+    """Try every stored secret before serving: a dropped encryption key must stop start-up.
+
+    Otherwise the server starts, and every send to such a provider fails while its admin
+    page is the only place that says why. The message names the providers and the fixes.
+    """
+    from chat.models import Provider
+
+    broken = {p.name: p.unreadable_secrets() for p in Provider.objects.all()}
+    broken = {name: what for name, what in broken.items() if what}
+    if broken:
+        raise CommandError(stale_secrets_help(broken))

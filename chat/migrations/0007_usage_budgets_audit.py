@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
-        ('chat', '0005_usage_estimated_and_time_limit'),
+        ('chat', '0006_hardening'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
