@@ -221,7 +221,7 @@ function page(view, step) {
   // The pager was redrawn: keep the keyboard on it.
   const pager = path[at]?.actions;
   const button = /** @type {HTMLButtonElement | null} */ (pager?.querySelector(step < 0 ? "button.prev" : "button.next"));
-  (button && !button.disabled ? button : pager?.querySelector("button:not(:disabled)"))?.focus();
+  (button && !button.disabled ? button : /** @type {HTMLElement | null} */ (pager?.querySelector("button:not(:disabled)")))?.focus();
 }
 
 /**

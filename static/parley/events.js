@@ -70,6 +70,7 @@
  *   temperature: number | null, max_tokens: number | null}} preferences
  * @property {Conversation | null} conversation
  * @property {Message[]} messages
+ * @property {import("./engines/index.js").BrowserModel[]} [browser_models]
  */
 
 export {};

@@ -355,7 +355,7 @@ export class Sidebar {
     const saved = await postJson(`/api/conversations/${id}/edit/`, { pinned: !c.pinned });
     c.pinned = saved.conversation.pinned;
     this.render();
-    this.rows.get(id)?.querySelector("a.conversation")?.focus();
+    /** @type {HTMLElement | null | undefined} */ (this.rows.get(id)?.querySelector("a.conversation"))?.focus();
     this.notify(c.pinned ? `Pinned “${c.title || "Untitled"}”.` : `Unpinned “${c.title || "Untitled"}”.`);
   }
 
@@ -379,7 +379,7 @@ export class Sidebar {
     this.hideToast();
     this.items.set(id, saved.conversation);
     this.render();
-    this.rows.get(id)?.querySelector("a.conversation")?.focus();
+    /** @type {HTMLElement | null | undefined} */ (this.rows.get(id)?.querySelector("a.conversation"))?.focus();
   }
 
   /**

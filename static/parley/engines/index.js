@@ -26,7 +26,7 @@
  * @property {number} threads
  */
 /** @typedef {(loaded: number, total: number) => void} Progress */
-/** @typedef {{ok: true} | {ok: false, reason: string}} Availability */
+/** @typedef {{ok: boolean, reason?: string}} Availability  reason: why not, when ok is false */
 
 const LOADERS = {
   wllama: () => import("./wllama.js"),
