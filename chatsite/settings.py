@@ -178,6 +178,10 @@ PARLEY_DEFAULT_MAX_TOKENS = env.int("PARLEY_DEFAULT_MAX_TOKENS", default=None)
 # A deleted conversation can be restored for this long, then it is purged for good.
 PARLEY_DELETE_UNDO_SECONDS = env.int("PARLEY_DELETE_UNDO_SECONDS", default=600)
 PARLEY_IMPORT_MAX_BYTES = env.int("PARLEY_IMPORT_MAX_BYTES", default=5_000_000)
+# In-browser models whose weights come from outside Parley: the origins (https://huggingface.co,
+# ...) the chat page may fetch them from. One list does both jobs: the catalogue offers only
+# models on these hosts, and the page's connect-src allows exactly them. Empty: bundled only.
+PARLEY_BROWSER_MODEL_HOSTS = env.list("PARLEY_BROWSER_MODEL_HOSTS", default=[])
 
 LOGGING = {
     "version": 1,
