@@ -30,6 +30,8 @@ REQUIREMENTS = [
     "torch==2.13.0", "transformers==4.57.6", "optimum-onnx==0.1.0", "optimum==2.1.0", "gguf==0.19.0",
     "onnx==1.23.2", "onnxruntime==1.32.0", "onnx-ir==1.1.0", "accelerate==1.10.1",
 ]
+# Bump when the export changes, so a cached older build is made again.
+BUILD = "2"
 FILES = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "onnx/model_q4.onnx"]
 
 EXPORT = r"""
@@ -57,6 +59,21 @@ with tempfile.TemporaryDirectory() as tmp:
                  "special_tokens_map.json"):
         if (full / name).exists():
             shutil.copy(full / name, out / name)
+
+# transformers' GGUF reader keeps neither the chat template nor the right end-of-turn token:
+# take both from the GGUF's own metadata, as llama.cpp (wllama) does.
+import json
+from gguf import GGUFReader
+fields = GGUFReader(str(gguf)).fields
+def value(key):
+    field = fields[key]
+    return field.parts[field.data[0]]
+config = json.loads((out / "tokenizer_config.json").read_text())
+config["chat_template"] = bytes(value("tokenizer.chat_template")).decode()
+vocab = json.loads((out / "tokenizer.json").read_text())["model"]["vocab"]
+names = {i: t for t, i in vocab.items()}
+config["eos_token"] = names[int(value("tokenizer.ggml.eos_token_id")[0])]
+(out / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
 """
 
 
@@ -70,7 +87,8 @@ def gguf_path() -> Path:
 
 
 def ready() -> bool:
-    return all((MODEL / f).exists() for f in FILES)
+    stamp = MODEL / "parley-build"
+    return all((MODEL / f).exists() for f in FILES) and stamp.exists() and stamp.read_text() == BUILD
 
 
 def ensure() -> Path:
@@ -86,6 +104,7 @@ def ensure() -> Path:
     subprocess.run(["rm", "-rf", str(partial)], check=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     subprocess.run([str(python), "-c", EXPORT, str(gguf_path()), str(partial)], check=True, env=env)
+    (partial / "parley-build").write_text(BUILD)
     subprocess.run(["rm", "-rf", str(MODEL)], check=True)
     partial.rename(MODEL)
     print(f"Built {MODEL} in {time.monotonic() - started:.0f} s", file=sys.stderr)
