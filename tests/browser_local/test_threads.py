@@ -8,7 +8,16 @@ import re
 from typing import Any
 
 from tests.browser_local.pages import (
-    ANSWER, MODEL, QUESTION, Traffic, ask, consent_given, finished, page_data, saved_messages, set_max_tokens,
+    ANSWER,
+    MODEL,
+    QUESTION,
+    Traffic,
+    ask,
+    consent_given,
+    finished,
+    page_data,
+    saved_messages,
+    set_max_tokens,
 )
 from tests.chromium import log_in
 from tests.live import LiveServer
