@@ -5,6 +5,7 @@ WebSocket frame the page and its workers send is recorded)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from tests.browser_local.pages import ANSWER, QUESTION, Traffic, ask, consent_given, finished
@@ -53,7 +54,7 @@ def test_a_device_only_chat_is_a_thread_that_survives_reload_and_never_reaches_t
     device_row(page).locator("button.row-menu").click()
     with page.expect_download() as download:
         page.click('#conversation-menu [data-file="export.md"]')
-    exported = open(download.value.path(), encoding="utf-8").read()
+    exported = Path(download.value.path()).read_text(encoding="utf-8")
     assert exported.startswith("# Skies and seas") and SECRET in exported
 
     page.reload()
