@@ -8,7 +8,8 @@ quantiser makes the 4-bit file Transformers.js asks for with `dtype: "q4"`.
 
 The heavy tools (torch, transformers, optimum) stay out of Parley's own install: they live in
 their own virtualenv under ~/.cache/parley/onnx-fixture/, made once, and so does the model
-(about 3 minutes for the venv and 2 for the export on 2 cores; later runs reuse both).
+(about 3 minutes for the venv and 3 for the export on 2 cores; later runs reuse both). A second,
+tiny random-weight model in the same layout serves the WebGPU test (SwiftShader is slow).
 
     .venv/bin/python -m tests.browser_local.onnx_model   # build it now (prints where)
 """
@@ -25,6 +26,10 @@ CACHE = Path(os.environ.get("PARLEY_FIXTURE_CACHE", Path.home() / ".cache" / "pa
 VENV = CACHE / "venv"
 NAME = "SmolLM2-135M-Instruct-ONNX"
 MODEL = CACHE / NAME
+# The same layout with 2 tiny layers of random weights: WebGPU on SwiftShader (a CPU emulation
+# of a GPU) needs about 30 s per token of the real model, under a second per token of this one.
+TINY_NAME = "tiny-random-llama-ONNX"
+TINY = CACHE / TINY_NAME
 # torch 2.13.0 is the CPU build on this machine's disk; a looser pin would pull a CUDA build.
 REQUIREMENTS = [
     "torch==2.13.0", "transformers==4.57.6", "optimum-onnx==0.1.0", "optimum==2.1.0", "gguf==0.19.0",
@@ -38,16 +43,24 @@ EXPORT = r"""
 import shutil, sys, tempfile
 from pathlib import Path
 
-gguf, out = Path(sys.argv[1]), Path(sys.argv[2])
-from transformers import AutoModelForCausalLM, AutoTokenizer
+gguf, out, kind = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 from optimum.exporters.onnx import main_export
 from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 import onnx
 
 with tempfile.TemporaryDirectory() as tmp:
     hf, full = Path(tmp) / "hf", Path(tmp) / "onnx"
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    if kind == "tiny":  # random weights, SmolLM2's tokenizer and layout: fast enough for SwiftShader
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
+            bos_token_id=1, eos_token_id=2, pad_token_id=2))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model.save_pretrained(hf)
     tokenizer.save_pretrained(hf)
     main_export(str(hf), str(full), task="text-generation-with-past", do_validation=False)
@@ -86,30 +99,32 @@ def gguf_path() -> Path:
     return next(Path(p) for p in spec.submodule_search_locations) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-def ready() -> bool:
-    stamp = MODEL / "parley-build"
-    return all((MODEL / f).exists() for f in FILES) and stamp.exists() and stamp.read_text() == BUILD
+def ready(folder: Path) -> bool:
+    stamp = folder / "parley-build"
+    return all((folder / f).exists() for f in FILES) and stamp.exists() and stamp.read_text() == BUILD
 
 
-def ensure() -> Path:
-    """The model's folder, built first if it is not in the cache yet."""
-    if ready():
-        return MODEL
+def ensure(kind: str = "smollm2") -> Path:
+    """The model's folder ("smollm2" or "tiny"), built first if it is not in the cache yet."""
+    folder = TINY if kind == "tiny" else MODEL
+    if ready(folder):
+        return folder
     started = time.monotonic()
     python = VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *REQUIREMENTS], check=True)
-    partial = MODEL.with_name(NAME + ".partial")
+    partial = folder.with_name(folder.name + ".partial")
     subprocess.run(["rm", "-rf", str(partial)], check=True)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    subprocess.run([str(python), "-c", EXPORT, str(gguf_path()), str(partial)], check=True, env=env)
+    subprocess.run([str(python), "-c", EXPORT, str(gguf_path()), str(partial), kind], check=True, env=env)
     (partial / "parley-build").write_text(BUILD)
-    subprocess.run(["rm", "-rf", str(MODEL)], check=True)
-    partial.rename(MODEL)
-    print(f"Built {MODEL} in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    return MODEL
+    subprocess.run(["rm", "-rf", str(folder)], check=True)
+    partial.rename(folder)
+    print(f"Built {folder} in {time.monotonic() - started:.0f} s", file=sys.stderr)
+    return folder
 
 
 if __name__ == "__main__":
-    print(ensure())
+    print(ensure("smollm2"))
+    print(ensure("tiny"))
