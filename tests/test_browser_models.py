@@ -302,7 +302,7 @@ def test_regenerate_adds_a_sibling_answer_to_the_saved_question(alice: User, smo
     payload = {"client_id": str(uuid.uuid4()), "conversation": first["conversation"]["id"],
                "model": f"browser:{smollm.id}", "question": question, "answer": "It is Paris."}
     again = saved(post(client, payload))
-    assert [m["id"] for m in again["messages"]][0] == question
+    assert again["messages"][0]["id"] == question
     assert again["messages"][1]["parent"] == question
     assert Message.objects.filter(parent_id=question).count() == 2
     assert post(client, payload).json()["duplicate"] is True  # a retried regenerate is saved once
