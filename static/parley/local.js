@@ -143,9 +143,22 @@ export class InBrowser {
       this.say(`${model.name} is unavailable here: ${verdict.reason}. Nothing was downloaded. Try a browser with WebGPU, or ${hint}.`, null, "unavailable");
     } else if (this.notes.has(model.id)) {
       this.say(/** @type {string} */ (this.notes.get(model.id)));
+    } else if (this.consented(model)) {
+      // Already downloaded once (the user agreed): load it while they type, so the first answer
+      // waits only for the model to read the question, not for WebAssembly and weights to load.
+      this.ready(model).catch(() => { /* the status line says why; sending will say it again */ });
     } else {
       const where = model.internet ? `downloads from ${new URL(model.url, location.href).host}` : "downloads from this Parley server";
       this.say(`${model.name} runs in your browser (${megabytes(model.size)}, ${where}, ${model.licence || "see licence"}).`);
+    }
+  }
+
+  /** The user agreed to this model's download before (in this browser). @param {BrowserModel} model */
+  consented(model) {
+    try {
+      return Boolean(localStorage.getItem(CONSENT_KEY + model.id));
+    } catch {
+      return false;
     }
   }
 
@@ -163,9 +176,7 @@ export class InBrowser {
    * @param {BrowserModel} model @returns {Promise<boolean>}
    */
   async consent(model) {
-    try {
-      if (localStorage.getItem(CONSENT_KEY + model.id)) return true;
-    } catch { /* private mode: ask every time */ }
+    if (this.consented(model)) return true; // (private mode: asked every time)
     const estimate = await navigator.storage?.estimate?.().catch(() => null);
     const free = estimate?.quota !== undefined ? estimate.quota - (estimate.usage ?? 0) : null;
     if (free !== null && free < model.size) {
