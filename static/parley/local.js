@@ -235,7 +235,8 @@ export class InBrowser {
         if (this.select.value === model.id) this.say(note);
       }, (error) => {
           this.loaded.delete(model.id);
-          this.say(`${model.name} could not be loaded: ${error instanceof Error ? error.message : error}`, null, "unavailable");
+          const text = error instanceof Error ? error.message : String(error);
+          this.say(text.startsWith(model.name) ? text : `${model.name} could not be loaded: ${text}`, null, "unavailable");
         });
     }
     return loading;
