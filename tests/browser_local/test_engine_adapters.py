@@ -235,3 +235,26 @@ def test_the_thread_probe_measures_how_many_cores_are_free(js: Any) -> None:
       (async () => (await import("/parley/engines/threads.js")).probe(2))()""")
     assert result["threads"] in (1, 2) and 0 < result["efficiency"] <= 1.5
     assert (result["threads"] == 2) == (result["efficiency"] >= 0.85)
+
+
+def test_device_only_chats_kept_by_the_first_version_become_conversations(js: Any) -> None:
+    kept = js("""
+      (async () => {
+        await new Promise((resolve) => { const r = indexedDB.deleteDatabase("parley-local"); r.onsuccess = r.onerror = resolve; });
+        await new Promise((resolve, reject) => {
+          const r = indexedDB.open("parley-local", 1);
+          r.onupgradeneeded = () => r.result.createObjectStore("exchanges", { keyPath: "client_id" })
+            .put({client_id: "00000000-0000-4000-8000-000000000001", model: "browser:x", prompt: "Old question",
+                  answer: "Old answer", reason: "stop"});
+          r.onsuccess = () => { r.result.close(); resolve(); };
+          r.onerror = () => reject(r.error);
+        });
+        const { DeviceStore } = await import("/parley/devicestore.js");
+        const store = new DeviceStore();
+        const [conversation] = await store.list();
+        const { messages } = await store.get(conversation.id);
+        return {conversation, messages: messages.map((m) => [m.role, m.content, m.parent === null])};
+      })()""")
+    assert kept["conversation"]["title"] == "Old question" and kept["conversation"]["device"] is True
+    assert kept["conversation"]["id"] == "device-00000000-0000-4000-8000-000000000001"
+    assert kept["messages"] == [["user", "Old question", True], ["assistant", "Old answer", False]]
