@@ -290,6 +290,7 @@ function browserOptions() {
 async function answerHere(view, turns, kind, startedIn) {
   const stop = new AbortController();
   const model = picker.value;
+  const deviceOnly = startedIn ? Boolean(startedIn.device) : inBrowser.deviceOnly;
   const key = view.data.id;
   live.set(key, { view, conversation: startedIn?.id ?? "", stop });
   refreshComposer();
@@ -299,7 +300,7 @@ async function answerHere(view, turns, kind, startedIn) {
     if (!result.ok) return null;
     return await inBrowser.save({ client_id: crypto.randomUUID(), conversation: startedIn?.id ?? null, model,
       model_name: `${inBrowser.model(model).name} (in your browser)`, answer: view.data.content,
-      reason: result.reason, ...kind });
+      reason: result.reason, ...kind }, deviceOnly);
   } catch (error) {
     const text = error instanceof Error ? error.message : String(error);
     view.meta.append(` · Not saved: ${text}`);

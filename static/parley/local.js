@@ -245,10 +245,11 @@ export class InBrowser {
   /**
    * Keep a finished exchange: on this device only, or in the user's account.
    * @param {Exchange} exchange
+   * @param {boolean} deviceOnly  decided when the answer started (the screen may have moved on)
    * @returns {Promise<{conversation: Conversation, messages: Message[]}>}
    */
-  async save(exchange) {
-    if (this.deviceOnly) return this.store.save(exchange);
+  async save(exchange, deviceOnly) {
+    if (deviceOnly) return this.store.save(exchange);
     const { model_name, ...posted } = exchange; // the server names the answer itself
     return postJson(SAVE_URL, posted);
   }
