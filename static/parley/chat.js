@@ -498,7 +498,7 @@ function wire() {
   byId("chat-settings-open").addEventListener("click", () => chatSettings.open());
   socket.on("title", (frame) => {
     sidebar.retitle(frame.conversation, frame.title);
-    if (current?.id === frame.conversation) {
+    if (current && current.id === frame.conversation) {
       current.title = frame.title;
       document.title = `${frame.title || "Untitled"} · Parley`;
     }

@@ -1,10 +1,11 @@
+// @ts-check
 // The Transformers.js pipeline's home: loading and generation never block the page.
 import {
   InterruptableStoppingCriteria, TextStreamer, env, pipeline,
 } from "../../vendor/transformers-4.3.1/transformers.min.js";
 
 // Only Parley's own copy of onnxruntime's wasm, never a CDN (CSP would refuse it anyway).
-env.backends.onnx.wasm.wasmPaths = new URL("../../vendor/transformers-4.3.1/", import.meta.url).href;
+/** @type {any} */ (env.backends.onnx).wasm.wasmPaths = new URL("../../vendor/transformers-4.3.1/", import.meta.url).href;
 env.allowLocalModels = false;
 
 /** @type {any} */
@@ -22,6 +23,7 @@ function locate({ host, model, hub }) {
   return model;
 }
 
+/** @param {{source: {host: string, model: string, hub: boolean}, device: any, dtype: any}} request */
 async function load({ source, device, dtype }) {
   const files = new Map();
   generator = await pipeline("text-generation", locate(source), {
@@ -36,6 +38,10 @@ async function load({ source, device, dtype }) {
   postMessage({ type: "ready", device });
 }
 
+/**
+ * @param {{messages: {role: string, content: string}[], max_new_tokens: number, temperature: number,
+ *   top_p?: number, repetition_penalty?: number}} request
+ */
 async function generate({ messages, max_new_tokens, temperature, top_p, repetition_penalty }) {
   stopping.reset();
   let tokens = 0;
