@@ -62,6 +62,8 @@ export class InBrowser {
     this.loaded = new Map();
     /** What the status line says about a model once loaded. @type {Map<string, string>} */
     this.notes = new Map();
+    /** A preloaded model's warm-up, which an answer waits for (one generation at a time). @type {Map<string, Promise<void>>} */
+    this.warming = new Map();
     this.store = new DeviceStore();
     const link = document.createElement("link");
     link.rel = "stylesheet";
@@ -146,7 +148,9 @@ export class InBrowser {
     } else if (this.consented(model)) {
       // Already downloaded once (the user agreed): load it while they type, so the first answer
       // waits only for the model to read the question, not for WebAssembly and weights to load.
-      this.ready(model).catch(() => { /* the status line says why; sending will say it again */ });
+      this.ready(model).then((m) => {
+        this.warming.set(model.id, (m.warm?.() ?? Promise.resolve()).catch(() => {}));
+      }, () => { /* the status line says why; sending will say it again */ });
     } else {
       const where = model.internet ? `downloads from ${new URL(model.url, location.href).host}` : "downloads from this Parley server";
       this.say(`${model.name} runs in your browser (${megabytes(model.size)}, ${where}, ${model.licence || "see licence"}).`);
@@ -269,6 +273,7 @@ export async function runAnswer(local, job) {
   const options = { ...SAMPLING, ...Object.fromEntries(Object.entries(job.options).filter(([, v]) => v != null)) };
   try {
     const loaded = await local.ready(model);
+    await local.warming.get(model.id);
     /** @type {string | null} */
     let reason = null;
     let failed = false;

@@ -34,6 +34,7 @@ export const SAMPLING = Object.freeze({ temperature: 0.2, top_p: 0.9, repetition
  * @property {() => Promise<void>} unload
  * @property {number} threads
  * @property {string} [device]  where it runs, for engines that choose ("webgpu" or "wasm")
+ * @property {() => Promise<void>} [warm]  run the model once while nobody waits (see wllama.js)
  */
 /** @typedef {(loaded: number, total: number) => void} Progress */
 /** @typedef {{ok: boolean, reason?: string}} Availability  reason: why not, when ok is false */

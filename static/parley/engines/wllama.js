@@ -44,7 +44,19 @@ export async function load(model, { onProgress, threads } = {}) {
     threads: wllama.getNumThreads(),
     generate: (turns, options, signal) => generate(wllama, turns, options, signal),
     unload: () => wllama.exit(),
+    warm: () => warm(wllama),
   };
+}
+
+/**
+ * One token for a throwaway question. The first answer after a load pays for llama.cpp's buffers
+ * and for reading the chat template's system prompt; both stay (wllama reuses the cached prefix),
+ * so a warmed model starts answering about a second sooner (docs/in-browser.md). The page warms
+ * a model it loads while the user types, never one someone is waiting for.
+ * @param {any} wllama
+ */
+async function warm(wllama) {
+  await wllama.createChatCompletion([{ role: "user", content: "Hi" }], { nPredict: 1, sampling: { temp: 0 } });
 }
 
 /**
