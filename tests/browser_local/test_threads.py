@@ -128,3 +128,32 @@ def test_regenerate_edit_and_continue_work_on_in_browser_answers_with_the_same_p
     assert page.locator(f"{ANSWER} .pager-position").inner_text() == "2 / 2"
     assert len(saved_messages(page, conversation)) == 5
     page.close()
+
+
+def test_an_answer_the_server_refuses_to_save_stays_on_screen_and_says_why(
+    context: Any, server: LiveServer
+) -> None:
+    page = context.new_page()
+    page.goto(server.url + "/chat/")
+    if "/accounts/login/" in page.url:
+        log_in(page, server)
+    consent_given(page)
+    page.select_option("#model", label=MODEL)  # agreed to before: the page loads it at once
+    page.wait_for_function("() => document.getElementById('local-status').innerText.includes('ready')",
+                           timeout=60_000)
+    # The admin disables the model while the page still has it loaded.
+    toggle = "from chat.models import BrowserModel; BrowserModel.objects.filter(weights_url__startswith='bundled:').update(enabled={})"
+    server.manage("shell", "-c", toggle.format(False))
+    try:
+        ask(page, "What is the capital of France? Answer in one sentence.")
+        page.wait_for_function(
+            "() => document.querySelector('.message[data-role=assistant] .message-meta')?.innerText.includes('Not saved')",
+            timeout=120_000,
+        )
+        answer = page.locator(ANSWER).first
+        assert "That model is not available to you." in answer.locator(".message-meta").inner_text()
+        assert answer.locator(".message-body").inner_text().strip()  # the text is still there to copy
+        assert page.url.endswith("/chat/")  # no conversation was made
+    finally:
+        server.manage("shell", "-c", toggle.format(True))
+    page.close()
