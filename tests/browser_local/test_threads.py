@@ -142,7 +142,8 @@ def test_an_answer_the_server_refuses_to_save_stays_on_screen_and_says_why(
     page.wait_for_function("() => document.getElementById('local-status').innerText.includes('ready')",
                            timeout=60_000)
     # The admin disables the model while the page still has it loaded.
-    toggle = "from chat.models import BrowserModel; BrowserModel.objects.filter(weights_url__startswith='bundled:').update(enabled={})"
+    toggle = ("from chat.models import BrowserModel; "
+              "BrowserModel.objects.filter(weights_url__startswith='bundled:').update(enabled={})")
     server.manage("shell", "-c", toggle.format(False))
     try:
         ask(page, "What is the capital of France? Answer in one sentence.")
