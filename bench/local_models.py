@@ -76,7 +76,8 @@ def run() -> dict[str, Any]:
             page.fill("input[name=password]", "bench-password-1")
             page.click("button[type=submit], input[type=submit]")
             page.wait_for_url("**/chat/**")
-            first_visit = page.evaluate(MEASURE, [1, "Hi", 4, False, False])  # downloads the weights into the cache
+            # The first visit downloads the weights into the browser's cache.
+            first_visit = page.evaluate(MEASURE, [1, "Hi", 4, False, False])
             results["first_visit_download_and_load_s"] = first_visit["load_s"]
             results["page_cross_origin_isolated"] = first_visit["isolated"]
             for i, threads in enumerate((1, 2, 1, 2)):  # interleaved: a change in the load hits both
@@ -99,7 +100,8 @@ def run() -> dict[str, Any]:
             # (local.js), so after Send they wait only for this:
             avg = load_average()
             warmed = page.evaluate(MEASURE, [0, "What is the capital of France?", 16, True, True])
-            results[f"first token after Send, model preloaded and warmed (load avg {avg})"] = warmed["first_token_s"]
+            key = f"first token after Send, model preloaded and warmed (load avg {avg})"
+            results[key] = warmed["first_token_s"]
             greedy = page.evaluate(MEASURE, [0, PROMPT, LOOP_TOKENS, False, False])
             sampled = page.evaluate(MEASURE, [0, PROMPT, LOOP_TOKENS, True, False])
             results[f"repeated 4-grams in {LOOP_TOKENS} tokens, temperature 0"] = repeated_share(greedy["text"])

@@ -140,8 +140,9 @@ def do_save_exchange(user: AbstractBaseUser, ex: Exchange) -> tuple[Conversation
     try:
         with transaction.atomic():
             if conversation is None:
+                title = " ".join((ex.prompt or "").split())[:TITLE_CHARS]
                 conversation = Conversation.objects.create(  # type: ignore[misc]
-                    owner=user, client_id=ex.client_id, title=" ".join((ex.prompt or "").split())[:TITLE_CHARS]
+                    owner=user, client_id=ex.client_id, title=title
                 )
             messages = _write(conversation, ex)
             conversation.browser_model = ex.model

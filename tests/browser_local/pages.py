@@ -35,7 +35,8 @@ class Traffic:
 
 
 def page_data(page: Any) -> dict[str, Any]:
-    return page.evaluate("JSON.parse(document.getElementById('parley-data').textContent)")  # type: ignore[no-any-return]
+    data = page.evaluate("JSON.parse(document.getElementById('parley-data').textContent)")
+    return data  # type: ignore[no-any-return]
 
 
 def consent_given(page: Any) -> None:
