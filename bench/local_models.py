@@ -51,7 +51,7 @@ PROBE = "async () => (await import('/static/parley/engines/threads.js')).probe(2
 
 
 def load_average() -> str:
-    return "%.1f" % os.getloadavg()[0]
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def repeated_share(text: str, n: int = 4) -> float:
