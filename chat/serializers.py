@@ -15,6 +15,8 @@ def conversation_json(c: Conversation) -> dict[str, Any]:
         "id": str(c.id),
         "title": c.title,
         "model": str(c.model_id) if c.model_id else None,
+        # The in-browser model answering this conversation, as the picker names it (chat.browser_models).
+        "browser_model": f"browser:{c.browser_model_id}" if c.browser_model_id else None,
         "updated": c.updated.isoformat(),
         "pinned": c.pinned,
     }

@@ -11,11 +11,13 @@ urlpatterns = [
     path("api/conversations/<uuid:conversation_id>/", conversations.api_conversation, name="api-conversation"),
 ]
 
-from chat import browser_models  # in-browser models (issue 5)
+from chat import browser_models, browser_threads  # in-browser models (issues 5 and 11)
 
 urlpatterns += [
     path("browser-models/weights/<str:version>/<str:name>", browser_models.bundled_weights, name="browser-weights"),
-    path("api/browser-models/exchanges/", browser_models.save_exchange, name="browser-exchanges"),
+    path("api/browser-models/exchanges/", browser_threads.save_exchange, name="browser-exchanges"),
+    path("api/browser-models/conversations/<uuid:conversation_id>/model/", browser_threads.choose_model,
+         name="browser-conversation-model"),
 ]
 
 # Conversations: rename, pin, settings, delete/restore, export/import (issue 4).

@@ -242,6 +242,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = PARLEY_IMPORT_MAX_BYTES + 64 * 1024
 # Addresses (CIDR ranges) Parley never connects to, besides link-local and cloud metadata
 # addresses, which are always refused (providers/egress.py). Private and loopback stay allowed.
 PARLEY_EGRESS_DENY = env.list("PARLEY_EGRESS_DENY", default=[])
+# In-browser models whose weights come from outside Parley: the origins (https://huggingface.co,
+# ...) the chat page may fetch them from. One list does both jobs: the catalogue offers only
+# models on these hosts, and the page's connect-src allows exactly them. Empty: bundled only.
+PARLEY_BROWSER_MODEL_HOSTS = env.list("PARLEY_BROWSER_MODEL_HOSTS", default=[])
 
 LOGGING = {
     "version": 1,

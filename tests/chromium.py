@@ -31,12 +31,19 @@ def require_chromium() -> None:
         pytest.skip(f"{CHROMIUM} is missing (run `make browser`)")
 
 
+# A real WebGPU adapter with no GPU: Vulkan through SwiftShader (a CPU implementation).
+WEBGPU_ARGS = [a for a in CHROMIUM_ARGS if a != "--disable-gpu"] + [
+    "--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader",
+    "--use-webgpu-adapter=swiftshader",
+]
+
+
 @contextmanager
-def launch() -> Iterator[Any]:
+def launch(args: list[str] = CHROMIUM_ARGS) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=args)
         try:
             yield browser
         finally:

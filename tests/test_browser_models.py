@@ -146,6 +146,26 @@ def test_the_chat_page_lists_browser_models_and_allows_wasm_for_that_page_only(a
     assert "wasm-unsafe-eval" not in other.get("Content-Security-Policy", "")
 
 
+def test_internet_models_are_offered_only_when_their_host_is_allowed_and_the_csp_allows_it(
+    alice: User, smollm: BrowserModel, settings: Any
+) -> None:
+    names = lambda: [m["name"] for m in client_for(alice).get("/chat/").context["page_data"]["browser_models"]]
+    assert names() == ["SmolLM2 135M Instruct"]  # a fresh install: only what Parley serves itself
+    assert "huggingface" not in client_for(alice).get("/chat/")["Content-Security-Policy"]
+    settings.PARLEY_BROWSER_MODEL_HOSTS = ["huggingface.co", "https://cdn-lfs.huggingface.co/"]
+    page = client_for(alice).get("/chat/")
+    assert "SmolLM2 360M (WebLLM)" in names()
+    connect = next(d for d in page["Content-Security-Policy"].split("; ") if d.startswith("connect-src"))
+    assert connect == "connect-src 'self' https://huggingface.co https://cdn-lfs.huggingface.co"
+
+
+def test_an_exchange_cannot_be_saved_against_a_model_whose_host_is_not_allowed(
+    alice: User, smollm: BrowserModel
+) -> None:
+    webllm = BrowserModel.objects.get(engine="webllm")
+    assert post(client_for(alice), exchange(webllm)).status_code == 404
+
+
 def test_a_model_restricted_to_a_group_is_hidden_from_others(alice: User, bob: User, smollm: BrowserModel) -> None:
     staff = Group.objects.create(name="staff")
     smollm.groups.add(staff)
@@ -247,3 +267,91 @@ def test_anonymous_posts_are_refused(smollm: BrowserModel) -> None:
     response = client.post("/api/browser-models/exchanges/", data=json.dumps(exchange(smollm)),
                            content_type="application/json")
     assert response.status_code == 403
+
+
+# --- threads ------------------------------------------------------------------------------
+
+
+def saved(response: Any) -> dict[str, Any]:
+    assert response.status_code == 201, response.content
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_a_second_exchange_follows_the_first_answer_and_the_conversation_keeps_its_model(
+    alice: User, smollm: BrowserModel
+) -> None:
+    client = client_for(alice)
+    first = saved(post(client, exchange(smollm)))
+    conversation = first["conversation"]["id"]
+    assert first["conversation"]["browser_model"] == f"browser:{smollm.id}"
+    answer = first["messages"][1]["id"]
+    second = saved(post(client, exchange(smollm, conversation=conversation, parent=answer,
+                                         prompt="And of Italy?", answer="Rome.")))
+    assert second["messages"][0]["parent"] == answer
+    page = client.get(f"/api/conversations/{conversation}/").json()
+    parents = [(m["content"], m["parent"] is None) for m in page["messages"]]
+    assert parents == [("What is the capital of France?", True), ("Paris.", False),
+                       ("And of Italy?", False), ("Rome.", False)]
+    assert page["conversation"]["browser_model"] == f"browser:{smollm.id}"
+
+
+def test_regenerate_adds_a_sibling_answer_to_the_saved_question(alice: User, smollm: BrowserModel) -> None:
+    client = client_for(alice)
+    first = saved(post(client, exchange(smollm)))
+    question = first["messages"][0]["id"]
+    payload = {"client_id": str(uuid.uuid4()), "conversation": first["conversation"]["id"],
+               "model": f"browser:{smollm.id}", "question": question, "answer": "It is Paris."}
+    again = saved(post(client, payload))
+    assert again["messages"][0]["id"] == question
+    assert again["messages"][1]["parent"] == question
+    assert Message.objects.filter(parent_id=question).count() == 2
+    assert post(client, payload).json()["duplicate"] is True  # a retried regenerate is saved once
+    assert Message.objects.filter(parent_id=question).count() == 2
+
+
+def test_continue_grows_the_same_answer_and_refuses_text_that_is_not_a_continuation(
+    alice: User, smollm: BrowserModel
+) -> None:
+    client = client_for(alice)
+    first = saved(post(client, exchange(smollm, answer="Paris is the", reason="stopped")))
+    answer = first["messages"][1]["id"]
+    payload = {"client_id": str(uuid.uuid4()), "conversation": first["conversation"]["id"],
+               "model": f"browser:{smollm.id}", "continues": answer, "answer": "Paris is the capital."}
+    grown = saved(post(client, payload))
+    assert grown["messages"][1]["id"] == answer
+    row = Message.objects.get(id=answer)
+    assert (row.content, row.status, row.reason) == ("Paris is the capital.", "complete", "stop")
+    wrong = post(client, {**payload, "client_id": str(uuid.uuid4()), "answer": "Something else."})
+    assert wrong.status_code == 400 and "continued" in wrong.json()["error"]
+    assert Message.objects.get(id=answer).content == "Paris is the capital."
+
+
+def test_a_parent_or_question_from_another_conversation_is_refused(alice: User, smollm: BrowserModel) -> None:
+    client = client_for(alice)
+    one = saved(post(client, exchange(smollm)))
+    other = saved(post(client, exchange(smollm)))
+    stray = one["messages"][1]["id"]
+    response = post(client, exchange(smollm, conversation=other["conversation"]["id"], parent=stray))
+    assert response.status_code == 400 and "parent" in response.json()["error"]
+    response = post(client, {"client_id": str(uuid.uuid4()), "conversation": other["conversation"]["id"],
+                             "model": f"browser:{smollm.id}", "question": one["messages"][0]["id"], "answer": "x"})
+    assert response.status_code == 400 and "question" in response.json()["error"]
+
+
+def test_picking_a_model_for_a_conversation_is_remembered_and_only_by_its_owner(
+    alice: User, bob: User, smollm: BrowserModel
+) -> None:
+    client = client_for(alice)
+    conversation = saved(post(client, exchange(smollm)))["conversation"]["id"]
+    url = f"/api/browser-models/conversations/{conversation}/model/"
+
+    def choose(who: Client, model: object) -> Any:
+        who.get("/chat/")
+        return who.post(url, data=json.dumps({"model": model}), content_type="application/json",
+                        HTTP_X_CSRFTOKEN=who.cookies["csrftoken"].value)
+
+    assert choose(client, None).json()["conversation"]["browser_model"] is None
+    assert Conversation.objects.get(id=conversation).browser_model_id is None
+    assert choose(client_for(bob), f"browser:{smollm.id}").status_code == 404
+    assert choose(client, f"browser:{smollm.id}").json()["conversation"]["browser_model"] == f"browser:{smollm.id}"
+    assert choose(client, "browser:not-a-model").status_code == 404

@@ -7,12 +7,15 @@ are, how big they are (for the consent prompt) and who may pick it.
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlsplit
 
 from django.contrib.auth.models import Group
 from django.db import models
 
 # Weights Parley serves itself (chat.browser_models.bundled_gguf) use this URL scheme.
 BUNDLED_PREFIX = "bundled:"
+# Transformers.js names a model by its Hugging Face repo id ("owner/name") as often as by URL.
+HUB = "https://huggingface.co"
 
 
 class Engine(models.TextChoices):
@@ -54,3 +57,12 @@ class BrowserModel(models.Model):
     def downloads_from_internet(self) -> bool:
         """True when the browser fetches the weights from somewhere other than Parley."""
         return not self.is_bundled
+
+    @property
+    def origin(self) -> str | None:
+        """Where the browser fetches the weights from (scheme://host[:port]); None for Parley itself."""
+        if self.is_bundled:
+            return None
+        url = self.weights_url if "://" in self.weights_url else f"{HUB}/{self.weights_url}"
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}".lower()

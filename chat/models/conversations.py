@@ -46,6 +46,10 @@ class Conversation(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
     title = models.CharField(max_length=200, blank=True)
     model = models.ForeignKey(ChatModel, null=True, blank=True, on_delete=models.SET_NULL)
+    # Set while the conversation is answered in the user's browser: reopening it picks that model.
+    browser_model = models.ForeignKey(
+        "chat.BrowserModel", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     system_prompt = models.TextField(blank=True)
     title_source = models.CharField(max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_MESSAGE)
     # Per-conversation sampling settings; null means "the model's or the admin's default".

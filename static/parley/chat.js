@@ -14,7 +14,8 @@ import { getJson, postJson } from "./http.js";
 import { ChatSettings } from "./chatsettings.js";
 import { wireShortcuts } from "./shortcuts.js";
 import { ConnectionNotice } from "./connection.js";
-import { InBrowser, answerInBrowser } from "./local.js";
+import { CONTINUE_PROMPT, InBrowser, runAnswer, turnsFrom } from "./local.js";
+import { isDevice } from "./devicestore.js";
 
 /** @typedef {import("./events.js").PageData} PageData */
 /** @typedef {import("./events.js").Message} Message */
@@ -44,11 +45,11 @@ const sidebar = new Sidebar(byId("sidebar"), data, {
   open: (id) => open(id, true),
   deleted: (id) => { if (current?.id === id) newChat(true); },
   renamed: (c) => { if (current?.id === c.id) document.title = `${c.title || "Untitled"} · Parley`; },
-});
+}, inBrowser.store);
 const chatSettings = new ChatSettings(/** @type {HTMLDialogElement} */ (byId("chat-settings")), {
   system_prompt: prefs?.system_prompt ?? "", temperature: prefs?.temperature ?? null,
   max_tokens: prefs?.max_tokens ?? null,
-});
+}, (id, settings) => inBrowser.store.update(id, { settings }));
 
 /** @type {Conversation | null} */
 let current = null;
@@ -75,17 +76,35 @@ function show(conversation, list, settings) {
     }
   }
   sidebar.setActive(conversation?.id ?? null);
-  if (!conversation) {
-    if (!(prefs?.default_model && picker.choose(prefs.default_model))) picker.reset();
-  } else picker.choose(conversation.model);
+  pickModelFor(conversation);
+  inBrowser.follow(conversation);
   document.title = conversation ? `${conversation.title || "Untitled"} · Parley` : "Parley";
   refreshComposer();
+}
+
+/**
+ * The picker follows the conversation: its in-browser model if it has one, else its server
+ * model; a new chat starts with the user's default, else the last choice, else a model that runs
+ * on a fresh install (a configured server model, else the bundled in-browser one).
+ * @param {Conversation | null} conversation
+ */
+function pickModelFor(conversation) {
+  if (conversation) {
+    if (conversation.browser_model && inBrowser.owns(conversation.browser_model)) picker.select.value = conversation.browser_model;
+    else picker.choose(conversation.model);
+    return;
+  }
+  if (prefs?.default_model && picker.choose(prefs.default_model)) return;
+  const last = picker.remembered();
+  if (last && inBrowser.owns(last)) picker.select.value = last;
+  else if (!picker.reset() && inBrowser.models.length) picker.select.value = inBrowser.fallback().id;
 }
 
 /** @param {string} id @param {boolean} push */
 async function open(id, push) {
   const ticket = ++opening;
   closeSidebar();
+  if (isDevice(id)) return openOnDevice(id, push, ticket);
   try {
     const page = await getJson(`/api/conversations/${encodeURIComponent(id)}/`);
     if (ticket !== opening) return;
@@ -95,6 +114,19 @@ async function open(id, push) {
     // Signed out, gone, or offline: let the server's own page say which.
     location.assign(conversationUrl(id));
   }
+}
+
+/** A "this device only" chat, from IndexedDB: no request is made. @param {string} id @param {boolean} push @param {number} ticket */
+async function openOnDevice(id, push, ticket) {
+  const found = await inBrowser.store.get(id).catch(() => null);
+  if (ticket !== opening) return;
+  if (!found) {
+    newChat(push);
+    sidebar.notify("That chat is not on this device (it may have been deleted, or kept in another browser).");
+    return;
+  }
+  show(found.conversation, found.messages, found.conversation.settings ?? null);
+  if (push) history.pushState(null, "", conversationUrl(id));
 }
 
 /** @param {boolean} push */
@@ -141,7 +173,16 @@ async function send(content, parent) {
   const mine = new MessageView({ id: "", role: "user", content, status: "sending" });
   messages.add(mine);
   refreshComposer();
-  if (inBrowser.owns(picker.value)) return sendInBrowser(mine, startedIn);
+  if (inBrowser.owns(picker.value)) return sendInBrowser(mine, startedIn, parent);
+  if (isDevice(startedIn?.id)) {
+    // A device-only chat is answered only in this browser: never let it reach the server.
+    mine.update({ status: "error", error: { kind: "refused", message: "This chat is kept on this device only: pick an in-browser model to answer it." } });
+    messages.changed(mine);
+    if (!prompt.value) prompt.value = content;
+    sending = false;
+    refreshComposer();
+    return;
+  }
   try {
     const request = { conversation: current?.id ?? null, model: picker.value, content,
       options: chatSettings.options(), ...(parent !== undefined && { parent }) };
@@ -184,6 +225,7 @@ async function answerAgain(type, view) {
   if (sending || answerOnScreen() || !current) return;
   sending = true;
   refreshComposer();
+  if (inBrowser.owns(picker.value) || isDevice(current.id)) return answerAgainInBrowser(type, view);
   const conversation = current.id;
   const model = inBrowser.owns(picker.value) ? undefined : picker.value || undefined;
   const command = { type, message: view.data.id, ...(type === "regenerate" && model && { model }) };
@@ -221,32 +263,136 @@ function page(view, step) {
   // The pager was redrawn: keep the keyboard on it.
   const pager = path[at]?.actions;
   const button = /** @type {HTMLButtonElement | null} */ (pager?.querySelector(step < 0 ? "button.prev" : "button.next"));
-  (button && !button.disabled ? button : pager?.querySelector("button:not(:disabled)"))?.focus();
+  (button && !button.disabled ? button : /** @type {HTMLElement | null} */ (pager?.querySelector("button:not(:disabled)")))?.focus();
+}
+
+// --- Answers produced in this page (local.js) ------------------------------------------
+
+/** The stored messages of the branch on screen, up to and including `until` (null: none). @param {string | null} [until] */
+function branch(until) {
+  return thread.path(until).map((v) => v.data);
+}
+
+/** What the chat settings ask of an in-browser model (unset ones keep the engine's defaults). */
+function browserOptions() {
+  const { temperature, max_tokens } = chatSettings.values;
+  return { temperature: temperature ?? undefined, max_tokens: max_tokens ?? undefined };
 }
 
 /**
- * The answer is produced in this page (local.js) and saved afterwards; no socket frame is sent.
- * @param {MessageView} mine @param {Conversation | null} startedIn
+ * Run an in-browser answer into `view` and keep it; the same live bookkeeping as a server answer,
+ * so Stop, the composer and switching conversations behave the same.
+ * @param {MessageView} view  on screen, streaming
+ * @param {import("./engines/index.js").Turn[]} turns
+ * @param {Omit<import("./devicestore.js").Exchange, "client_id" | "conversation" | "model" | "model_name" | "answer" | "reason">} kind
+ * @param {Conversation | null} startedIn
  */
-async function sendInBrowser(mine, startedIn) {
+async function answerHere(view, turns, kind, startedIn) {
+  const stop = new AbortController();
+  const model = picker.value;
+  const deviceOnly = startedIn ? Boolean(startedIn.device) : inBrowser.deviceOnly;
+  const key = view.data.id;
+  live.set(key, { view, conversation: startedIn?.id ?? "", stop });
+  refreshComposer();
   try {
-    await answerInBrowser(inBrowser, {
-      messages, mine, conversation: startedIn?.id ?? null, model: picker.value,
-      track: (view, stop) => {
-        live.set(view.data.id, { view, conversation: startedIn?.id ?? "", stop });
-        refreshComposer();
-        return () => { live.delete(view.data.id); refreshComposer(); };
-      },
-      saved: (conversation) => {
-        sidebar.upsert(conversation);
-        if (startedIn === null && current === null) {
-          current = conversation;
-          sidebar.setActive(conversation.id);
-          document.title = `${conversation.title || "Untitled"} · Parley`;
-          history.pushState(null, "", conversationUrl(conversation.id));
-        }
-      },
-    });
+    const result = await runAnswer(inBrowser, { model, turns, options: browserOptions(), view, signal: stop.signal,
+      apply: (v, event) => messages.apply(v, event) });
+    if (!result.ok) return null;
+    return await inBrowser.save({ client_id: crypto.randomUUID(), conversation: startedIn?.id ?? null, model,
+      model_name: `${inBrowser.model(model).name} (in your browser)`, answer: view.data.content,
+      reason: result.reason, ...kind }, deviceOnly);
+  } catch (error) {
+    const text = error instanceof Error ? error.message : String(error);
+    view.meta.append(` · Not saved: ${text}`);
+    messages.announcer.say(() => `The answer could not be saved: ${text}`, true);
+    return null;
+  } finally {
+    live.delete(key);
+    refreshComposer();
+  }
+}
+
+/** A new in-browser conversation was saved: it becomes the one on screen, like a server ack. @param {Conversation} conversation */
+function adoptNew(conversation) {
+  current = conversation;
+  inBrowser.follow(conversation);
+  chatSettings.adopt(conversation.id);
+  const system = chatSettings.values.system_prompt;
+  if (system && !conversation.device) postJson(`/api/conversations/${conversation.id}/edit/`, { system_prompt: system }).catch(() => {});
+  sidebar.setActive(conversation.id);
+  document.title = `${conversation.title || "Untitled"} · Parley`;
+  history.pushState(null, "", conversationUrl(conversation.id));
+}
+
+/**
+ * Send `mine` to the in-browser model: it reads the stored branch up to `parent` (an Edit's
+ * parent, else the last message on screen) and the new question.
+ * @param {MessageView} mine @param {Conversation | null} startedIn @param {string | null | undefined} parent
+ */
+async function sendInBrowser(mine, startedIn, parent) {
+  const after = parent !== undefined ? parent : (thread.path().at(-1)?.data.id ?? null);
+  const turns = [...turnsFrom(after === null ? [] : branch(after), chatSettings.values.system_prompt),
+    { role: /** @type {const} */ ("user"), content: mine.data.content }];
+  const view = new MessageView({ id: `local-${crypto.randomUUID()}`, role: "assistant", content: "",
+    status: "streaming", model: `${inBrowser.model(picker.value).name} (in your browser)` });
+  mine.update({ status: "complete" });
+  messages.changed(mine);
+  messages.add(view);
+  try {
+    const saved = await answerHere(view, turns, { prompt: mine.data.content, parent: after }, startedIn);
+    if (!saved) return;
+    const [question, answer] = saved.messages;
+    mine.update(question);
+    view.update(answer);
+    sidebar.upsert(saved.conversation);
+    if (startedIn === null && current === null) adoptNew(saved.conversation);
+    if (current?.id === saved.conversation.id) {
+      thread.add(mine);
+      thread.add(view);
+      messages.show(thread.path(), { keepScroll: true });
+    }
+  } finally {
+    sending = false;
+    refreshComposer();
+  }
+}
+
+/**
+ * Regenerate or Continue an answer with the in-browser model on the picker. A regenerated
+ * answer is a new sibling shown in place of the old one; a continued one grows in its bubble.
+ * @param {"regenerate" | "continue"} type @param {MessageView} view
+ */
+async function answerAgainInBrowser(type, view) {
+  const startedIn = current;
+  try {
+    if (!inBrowser.owns(picker.value)) {
+      messages.announcer.say(() => "Pick an in-browser model to answer this chat.", true);
+      return;
+    }
+    const question = view.data.parent ?? null;
+    if (type === "continue") {
+      const turns = [...turnsFrom(branch(view.data.id), chatSettings.values.system_prompt),
+        { role: /** @type {const} */ ("user"), content: CONTINUE_PROMPT }];
+      const before = { ...view.data };
+      view.update({ status: "streaming" });
+      messages.changed(view);
+      const saved = await answerHere(view, turns, { continues: view.data.id }, startedIn);
+      if (saved) view.update(saved.messages[1]);
+      else if (!view.data.content.startsWith(before.content)) view.update(before);
+      messages.changed(view);
+      return;
+    }
+    const turns = turnsFrom(question === null ? [] : branch(question), chatSettings.values.system_prompt);
+    const fresh = new MessageView({ id: `local-${crypto.randomUUID()}`, parent: question, role: "assistant",
+      content: "", status: "streaming", model: `${inBrowser.model(picker.value).name} (in your browser)` });
+    messages.show([...thread.path(question), fresh], { keepScroll: true });
+    const saved = await answerHere(fresh, turns, { question: question ?? undefined }, startedIn);
+    if (!saved) return;
+    fresh.update(saved.messages[1]);
+    if (current?.id === startedIn?.id) {
+      thread.add(fresh);
+      messages.show(thread.path(), { keepScroll: true });
+    }
   } finally {
     sending = false;
     refreshComposer();
@@ -303,10 +449,23 @@ function toggleSidebar() {
   if (body.contains("sidebar-collapsed") && byId("sidebar").contains(document.activeElement)) prompt.focus();
 }
 
-/** The model picked for a conversation is its model from now on (in-browser ones stay local). */
+/**
+ * The model picked for a conversation is its model from now on: a server model is saved as the
+ * conversation's model, an in-browser one as its browser model (a device-only chat keeps it here).
+ */
 function modelChanged() {
-  if (!current || inBrowser.owns(picker.value)) return;
-  postJson(`/api/conversations/${current.id}/edit/`, { model: picker.value }).catch(() => {});
+  if (!current) return;
+  const local = inBrowser.owns(picker.value);
+  const browserModel = local ? picker.value : null;
+  if (current.device) {
+    if (local) inBrowser.store.update(current.id, { browser_model: browserModel }).catch(() => {});
+    return;
+  }
+  if (!local) postJson(`/api/conversations/${current.id}/edit/`, { model: picker.value }).catch(() => {});
+  if (local || current.browser_model) {
+    current.browser_model = browserModel;
+    postJson(`/api/browser-models/conversations/${current.id}/model/`, { model: browserModel }).catch(() => {});
+  }
 }
 
 function wire() {
@@ -339,7 +498,7 @@ function wire() {
   byId("chat-settings-open").addEventListener("click", () => chatSettings.open());
   socket.on("title", (frame) => {
     sidebar.retitle(frame.conversation, frame.title);
-    if (current?.id === frame.conversation) {
+    if (current && current.id === frame.conversation) {
       current.title = frame.title;
       document.title = `${frame.title || "Untitled"} · Parley`;
     }
@@ -355,14 +514,26 @@ function wire() {
     toggleSidebar,
   });
   addEventListener("popstate", () => {
-    const id = /^\/chat\/([0-9a-f-]{36})\/$/.exec(location.pathname)?.[1];
+    const id = conversationInUrl();
     if (id) open(id, false);
     else newChat(false);
   });
 }
 
+/** The conversation the address names: /chat/<id>/, or /chat/#device-<id> for a device-only one. */
+function conversationInUrl() {
+  const device = /^#(device-[0-9a-f-]{36})$/.exec(location.hash)?.[1];
+  return device ?? /^\/chat\/([0-9a-f-]{36})\/$/.exec(location.pathname)?.[1] ?? null;
+}
+
 wire();
 show(data.conversation, data.messages, data.settings);
+// Device-only chats join the list from IndexedDB; the address may name one (never sent to the server).
+inBrowser.store.list().then((kept) => {
+  sidebar.addDevice(kept);
+  const id = conversationInUrl();
+  if (isDevice(id) && !data.conversation) open(/** @type {string} */ (id), false);
+}).catch(() => { /* no IndexedDB (private mode): there is nothing kept here */ });
 if (noModels) {
   prompt.disabled = true;
   picker.select.disabled = true;

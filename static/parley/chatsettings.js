@@ -6,6 +6,7 @@
  * message creates it. Either way they travel as the `send` frame's options.
  */
 import { postJson } from "./http.js";
+import { isDevice } from "./devicestore.js";
 
 /** @typedef {{system_prompt: string, temperature: number | null, max_tokens: number | null}} Settings */
 
@@ -13,9 +14,11 @@ export class ChatSettings {
   /**
    * @param {HTMLDialogElement} dialog
    * @param {{system_prompt: string, temperature: number | null, max_tokens: number | null}} defaults
+   * @param {(id: string, settings: Settings) => Promise<unknown>} keepOnDevice  a device-only chat's settings stay in this browser
    */
-  constructor(dialog, defaults) {
+  constructor(dialog, defaults, keepOnDevice) {
     this.dialog = dialog;
+    this.keepOnDevice = keepOnDevice;
     this.defaults = defaults;
     this.form = /** @type {HTMLFormElement} */ (dialog.querySelector("form"));
     this.system = /** @type {HTMLTextAreaElement} */ (dialog.querySelector("#cs-system"));
@@ -69,7 +72,10 @@ export class ChatSettings {
       temperature: this.temperature.value === "" ? null : Number(this.temperature.value),
       max_tokens: this.maxTokens.value === "" ? null : Number(this.maxTokens.value),
     };
-    if (this.conversation) {
+    if (this.conversation && isDevice(this.conversation)) {
+      this.values = values;
+      await this.keepOnDevice(this.conversation, values).catch(() => {});
+    } else if (this.conversation) {
       try {
         const saved = await postJson(`/api/conversations/${this.conversation}/edit/`, values);
         this.values = saved.settings;
@@ -102,7 +108,9 @@ export class ChatSettings {
   async adopt(id) {
     const { temperature, max_tokens } = this.values;
     this.conversation = id;
-    if (!this.edited) {
+    if (isDevice(id)) {
+      if (this.edited) await this.keepOnDevice(id, this.values).catch(() => {});
+    } else if (!this.edited) {
       this.values = { ...this.values, temperature: null, max_tokens: null };
     } else if (temperature !== null || max_tokens !== null) {
       try {

@@ -18,6 +18,7 @@
  * A message as protocol.md describes it (ack, start, GET /api/conversations/<id>/).
  * @typedef {object} Message
  * @property {string} id
+ * @property {string} [conversation]
  * @property {string | null} [parent]  the message this one follows (null: a first message)
  * @property {"user" | "assistant"} role
  * @property {string} content
@@ -33,7 +34,11 @@
  */
 
 /**
- * @typedef {{id: string, title: string, model?: string, updated?: string, pinned?: boolean}} Conversation
+ * browser_model: the in-browser model answering it ("browser:<uuid>"); device: kept in this
+ * browser only (devicestore.js), never on the server.
+ * @typedef {{id: string, title: string, model?: string | null, browser_model?: string | null,
+ *   updated?: string, created?: string, pinned?: boolean, device?: boolean,
+ *   settings?: {system_prompt: string, temperature: number | null, max_tokens: number | null}}} Conversation
  * @typedef {{id: string, name: string, provider: string, default?: boolean}} Model
  */
 
@@ -71,6 +76,7 @@
  * @property {Conversation | null} conversation
  * @property {Message[]} messages
  * @property {{message_chars: number, frame_chars: number}} [limits]
+ * @property {import("./engines/index.js").BrowserModel[]} [browser_models]
  */
 
 export {};

@@ -1,87 +1,52 @@
 // @ts-check
 /**
  * In-browser models on the chat page: their entries in the model picker, the consent prompt and
- * storage check before a first download, the progress bar while weights load, and what happens
- * to a finished answer (posted to the user's account, or kept in IndexedDB when the chat is
+ * storage check before a first download, the progress bar while weights load, running one
+ * answer, and keeping it (posted to the user's account, or kept in IndexedDB when the chat is
  * "this device only"). Engine code is imported only once a user picks one of these models.
+ *
+ * What the model reads is the stored text of the branch on screen (`turnsFrom`), never the
+ * rendered page, so Regenerate, Edit and Continue see exactly what the server would send.
  */
-import { MessageView, el } from "./render.js";
+import { el } from "./render.js";
+import { DeviceStore } from "./devicestore.js";
+import { postJson } from "./http.js";
 
 /** @typedef {import("./engines/index.js").BrowserModel} BrowserModel */
 /** @typedef {import("./engines/index.js").LoadedModel} LoadedModel */
 /** @typedef {import("./engines/index.js").Turn} Turn */
-/** @typedef {import("./render.js").MessageList} MessageList */
+/** @typedef {import("./engines/index.js").Options} Options */
+/** @typedef {import("./render.js").MessageView} MessageView */
+/** @typedef {import("./events.js").Message} Message */
 /** @typedef {import("./events.js").Conversation} Conversation */
+/** @typedef {import("./devicestore.js").Exchange} Exchange */
 
 const GROUP_LABEL = "In your browser";
 const CONSENT_KEY = "parley.local.consent.";
 const SAVE_URL = "/api/browser-models/exchanges/";
-const DB_NAME = "parley-local";
+/** The same words the server adds for Continue (chat/services.py CONTINUE_PROMPT). */
+export const CONTINUE_PROMPT = "Continue your previous answer exactly where it stopped. Do not repeat any of it.";
 
 /** @param {number} bytes */
 export function megabytes(bytes) {
   return `${Math.round(bytes / 1e6)} MB`;
 }
 
-/** @param {string} name */
-function cookie(name) {
-  return document.cookie.split("; ").find((c) => c.startsWith(`${name}=`))?.slice(name.length + 1) ?? "";
-}
-
 /**
- * What the model should see: every message on the page with text, in order. Answers are read
- * back from their rendered text, which for these small models is close enough to the markdown.
- * @param {HTMLElement} container
+ * What the model sees: the system prompt, then every stored message of the branch that has
+ * text, as the server builds it (chat/services.py `_turns`): errors and unfinished ones are left out.
+ * @param {Message[]} branch  first message first
+ * @param {string} [system]
  * @returns {Turn[]}
  */
-export function turnsOnPage(container) {
+export function turnsFrom(branch, system = "") {
   /** @type {Turn[]} */
-  const turns = [];
-  for (const node of container.querySelectorAll(".message")) {
-    const role = /** @type {HTMLElement} */ (node).dataset.role;
-    const status = /** @type {HTMLElement} */ (node).dataset.status;
-    // The message's own text (its data), not the rendered page: that has code labels and buttons.
-    const text = MessageView.of(node)?.data.content?.trim();
-    if ((role === "user" || role === "assistant") && status !== "error" && text) turns.push({ role, content: text });
+  const turns = system ? [{ role: "system", content: system }] : [];
+  for (const m of branch) {
+    if ((m.role === "user" || m.role === "assistant") && m.content && m.status !== "error"
+      && m.status !== "streaming" && m.status !== "sending") turns.push({ role: m.role, content: m.content });
   }
   return turns;
-}
-
-/** Chats kept on this device only: one IndexedDB store, nothing sent anywhere. */
-export class DeviceStore {
-  /** @returns {Promise<IDBDatabase>} */
-  open() {
-    return new Promise((resolve, reject) => {
-      const request = indexedDB.open(DB_NAME, 1);
-      request.onupgradeneeded = () => request.result.createObjectStore("exchanges", { keyPath: "client_id" });
-      request.onsuccess = () => resolve(request.result);
-      request.onerror = () => reject(request.error);
-    });
-  }
-
-  /** @param {object} exchange */
-  async put(exchange) {
-    const db = await this.open();
-    await new Promise((resolve, reject) => {
-      const tx = db.transaction("exchanges", "readwrite");
-      tx.objectStore("exchanges").put({ ...exchange, saved: new Date().toISOString() });
-      tx.oncomplete = () => resolve(undefined);
-      tx.onerror = () => reject(tx.error);
-    });
-    db.close();
-  }
-
-  /** @returns {Promise<any[]>} */
-  async all() {
-    const db = await this.open();
-    const rows = await new Promise((resolve, reject) => {
-      const request = db.transaction("exchanges").objectStore("exchanges").getAll();
-      request.onsuccess = () => resolve(request.result);
-      request.onerror = () => reject(request.error);
-    });
-    db.close();
-    return rows;
-  }
 }
 
 export class InBrowser {
@@ -95,6 +60,10 @@ export class InBrowser {
     this.select = select;
     /** @type {Map<string, Promise<LoadedModel>>} */
     this.loaded = new Map();
+    /** What the status line says about a model once loaded. @type {Map<string, string>} */
+    this.notes = new Map();
+    /** A preloaded model's warm-up, which an answer waits for (one generation at a time). @type {Map<string, Promise<void>>} */
+    this.warming = new Map();
     this.store = new DeviceStore();
     const link = document.createElement("link");
     link.rel = "stylesheet";
@@ -123,11 +92,13 @@ export class InBrowser {
     this.deviceOnlyLabel = label;
     composer.prepend(this.status);
     composer.querySelector(".composer-actions")?.before(label);
+    /** @type {Conversation | null} the conversation on screen, for the device-only toggle */
+    this.conversation = null;
     select.addEventListener("change", () => this.refresh());
     this.refresh();
   }
 
-  /** @param {string} id */
+  /** @param {string | null | undefined} id */
   owns(id) {
     return this.models.some((m) => m.id === id);
   }
@@ -139,14 +110,31 @@ export class InBrowser {
     return model;
   }
 
+  /** The model a fresh install can run: the one Parley serves itself (SmolLM2), else any. */
+  fallback() {
+    return this.models.find((m) => m.bundled) ?? this.models.find((m) => m.engine === "wllama") ?? this.models[0];
+  }
+
+  /**
+   * Follow the conversation on screen: a saved chat cannot move between the server and this
+   * device, so the toggle shows where it lives and is locked; a new chat may choose.
+   * @param {Conversation | null} conversation
+   */
+  follow(conversation) {
+    this.conversation = conversation;
+    this.deviceOnlyBox.disabled = conversation !== null;
+    if (conversation) this.deviceOnlyBox.checked = Boolean(conversation.device);
+    this.refresh();
+  }
+
   get deviceOnly() {
-    return this.owns(this.select.value) && this.deviceOnlyBox.checked;
+    return this.conversation ? Boolean(this.conversation.device) : this.owns(this.select.value) && this.deviceOnlyBox.checked;
   }
 
   async refresh() {
     const local = this.owns(this.select.value);
-    this.deviceOnlyLabel.hidden = !local;
-    if (!local) return this.say("");
+    this.deviceOnlyLabel.hidden = !local && !this.conversation?.device;
+    if (!local) return this.say(this.conversation?.device ? "This chat is kept on this device only: pick an in-browser model to go on." : "");
     const model = this.model(this.select.value);
     const { availability } = await import("./engines/index.js");
     const verdict = await availability(model);
@@ -154,10 +142,27 @@ export class InBrowser {
     if (!verdict.ok) {
       const fallback = this.models.find((m) => m.engine === "wllama");
       const hint = fallback ? `pick “${fallback.name}” (runs on any CPU) or a server model` : "pick a server model";
-      this.say(`${model.name} is unavailable: ${verdict.reason}. Try again with a GPU-enabled browser, or ${hint}.`, null, "unavailable");
+      this.say(`${model.name} is unavailable here: ${verdict.reason}. Nothing was downloaded. Try a browser with WebGPU, or ${hint}.`, null, "unavailable");
+    } else if (this.notes.has(model.id)) {
+      this.say(/** @type {string} */ (this.notes.get(model.id)));
+    } else if (this.consented(model)) {
+      // Already downloaded once (the user agreed): load it while they type, so the first answer
+      // waits only for the model to read the question, not for WebAssembly and weights to load.
+      this.ready(model).then((m) => {
+        this.warming.set(model.id, (m.warm?.() ?? Promise.resolve()).catch(() => {}));
+      }, () => { /* the status line says why; sending will say it again */ });
     } else {
-      const where = model.internet ? "downloads from the internet" : "downloads from this Parley server";
+      const where = model.internet ? `downloads from ${new URL(model.url, location.href).host}` : "downloads from this Parley server";
       this.say(`${model.name} runs in your browser (${megabytes(model.size)}, ${where}, ${model.licence || "see licence"}).`);
+    }
+  }
+
+  /** The user agreed to this model's download before (in this browser). @param {BrowserModel} model */
+  consented(model) {
+    try {
+      return Boolean(localStorage.getItem(CONSENT_KEY + model.id));
+    } catch {
+      return false;
     }
   }
 
@@ -175,9 +180,7 @@ export class InBrowser {
    * @param {BrowserModel} model @returns {Promise<boolean>}
    */
   async consent(model) {
-    try {
-      if (localStorage.getItem(CONSENT_KEY + model.id)) return true;
-    } catch { /* private mode: ask every time */ }
+    if (this.consented(model)) return true; // (private mode: asked every time)
     const estimate = await navigator.storage?.estimate?.().catch(() => null);
     const free = estimate?.quota !== undefined ? estimate.quota - (estimate.usage ?? 0) : null;
     if (free !== null && free < model.size) {
@@ -221,7 +224,7 @@ export class InBrowser {
     if (!loading) {
       const { availability, load } = await import("./engines/index.js");
       const verdict = await availability(model);
-      if (!verdict.ok) throw new Error(`${model.name} is unavailable: ${verdict.reason}`);
+      if (!verdict.ok) throw new Error(`${model.name} is unavailable here: ${verdict.reason}`);
       if (!(await this.consent(model))) throw new Error("Download cancelled.");
       const started = performance.now();
       this.say(`Loading ${model.name}…`, 0);
@@ -229,72 +232,63 @@ export class InBrowser {
         onProgress: (loaded, total) => this.say(`Loading ${model.name}: ${megabytes(loaded)} of ${megabytes(total)}`, total ? loaded / total : 0),
       });
       this.loaded.set(model.id, loading);
-      loading.then((m) => this.say(`${model.name} is ready in your browser (${m.threads} thread${m.threads > 1 ? "s" : ""}, loaded in ${((performance.now() - started) / 1000).toFixed(1)} s).`),
-        () => this.loaded.delete(model.id));
+      loading.then((m) => {
+        const on = m.device ? `on ${m.device === "webgpu" ? "WebGPU" : "WebAssembly"}, ` : "";
+        const note = `${model.name} is ready in your browser (${on}${m.threads} thread${m.threads > 1 ? "s" : ""}, loaded in ${((performance.now() - started) / 1000).toFixed(1)} s).`;
+        this.notes.set(model.id, note);
+        if (this.select.value === model.id) this.say(note);
+      }, (error) => {
+          this.loaded.delete(model.id);
+          const text = error instanceof Error ? error.message : String(error);
+          this.say(text.startsWith(model.name) ? text : `${model.name} could not be loaded: ${text}`, null, "unavailable");
+        });
     }
     return loading;
   }
 
   /**
    * Keep a finished exchange: on this device only, or in the user's account.
-   * @param {{client_id: string, conversation: string | null, model: string, prompt: string, answer: string, reason: string | null}} exchange
-   * @returns {Promise<{conversation: Conversation, messages: any[]} | null>}  null when kept on the device
+   * @param {Exchange} exchange
+   * @param {boolean} deviceOnly  decided when the answer started (the screen may have moved on)
+   * @returns {Promise<{conversation: Conversation, messages: Message[]}>}
    */
-  async save(exchange) {
-    if (this.deviceOnly) {
-      await this.store.put(exchange);
-      return null;
-    }
-    const response = await fetch(SAVE_URL, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": decodeURIComponent(cookie("csrftoken")) },
-      body: JSON.stringify(exchange),
-    });
-    if (!response.ok) throw new Error(`Saving the answer failed (${response.status}).`);
-    return response.json();
+  async save(exchange, deviceOnly) {
+    if (deviceOnly) return this.store.save(exchange);
+    const { model_name, ...posted } = exchange; // the server names the answer itself
+    return postJson(SAVE_URL, posted);
   }
 }
 
 /**
- * Answer `content` with an in-browser model and keep the result. Everything chat.js owns is
- * reached through `page`, so this module never needs chat.js's internals.
+ * Run one answer into `view` (already on screen, status streaming; for Continue it holds the
+ * text so far). Resolves with how it ended; the view has the text.
  * @param {InBrowser} local
- * @param {object} page
- * @param {MessageList} page.messages
- * @param {MessageView} page.mine  the user's message, already on screen
- * @param {string | null} page.conversation
- * @param {string} page.model
- * @param {(view: MessageView, stop: AbortController) => () => void} page.track  returns untrack
- * @param {(conversation: Conversation) => void} page.saved
+ * @param {{model: string, turns: Turn[], options: Options, view: MessageView,
+ *   apply: (view: MessageView, event: import("./events.js").AnswerEvent) => void, signal: AbortSignal}} job
+ * @returns {Promise<{ok: boolean, reason: string | null}>}  ok: there is something to keep
  */
-export async function answerInBrowser(local, page) {
-  const model = local.model(page.model);
-  const turns = turnsOnPage(page.messages.container);
-  const view = new MessageView({ id: `local-${crypto.randomUUID()}`, role: "assistant", content: "",
-    status: "streaming", model: `${model.name} (in your browser)` });
-  page.messages.add(view);
-  const stop = new AbortController();
-  const untrack = page.track(view, stop);
-  const clientId = crypto.randomUUID();
+export async function runAnswer(local, job) {
+  const model = local.model(job.model);
+  const { SAMPLING } = await import("./engines/index.js");
+  const options = { ...SAMPLING, ...Object.fromEntries(Object.entries(job.options).filter(([, v]) => v != null)) };
   try {
     const loaded = await local.ready(model);
-    page.mine.update({ status: "complete" });
-    page.messages.changed(page.mine);
-    for await (const event of loaded.generate(turns, { temperature: 0 }, stop.signal)) {
-      page.messages.apply(view, event);
+    await local.warming.get(model.id);
+    /** @type {string | null} */
+    let reason = null;
+    let failed = false;
+    for await (const event of loaded.generate(job.turns, options, job.signal)) {
+      job.apply(job.view, event);
+      if (event.type === "end") {
+        reason = event.reason;
+        failed = event.status === "error";
+      }
     }
+    return { ok: !failed, reason };
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    page.mine.update({ status: "complete" });
-    page.messages.changed(page.mine);
-    page.messages.apply(view, { type: "end", status: "error", reason: "error", usage: null,
-      error: { kind: "unavailable", message } });
-    return;
-  } finally {
-    untrack();
+    job.apply(job.view, { type: "end", status: job.view.data.content ? "incomplete" : "error", reason: "error",
+      usage: null, error: { kind: "unavailable", message } });
+    return { ok: false, reason: "error" };
   }
-  const saved = await local.save({ client_id: clientId, conversation: page.conversation, model: model.id,
-    prompt: page.mine.data.content, answer: view.data.content, reason: view.data.reason ?? null });
-  if (saved) page.saved(saved.conversation);
 }

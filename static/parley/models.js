@@ -42,10 +42,15 @@ export class ModelPicker {
     this.reset();
   }
 
-  /** For a new chat: the last choice, else the configured default, else the first model. */
+  /** For a new chat: the last choice, else the configured default, else the first; false if none. */
   reset() {
     const fallback = this.models.find((m) => m.default) ?? this.models[0];
-    this.choose(remembered()) || (fallback && this.choose(fallback.id));
+    return this.choose(remembered()) || Boolean(fallback && this.choose(fallback.id));
+  }
+
+  /** The user's last choice (a server or an in-browser model id), if any. */
+  remembered() {
+    return remembered();
   }
 
   /**

@@ -347,7 +347,7 @@ export class MessageView {
       close();
       send(text);
     });
-    cancel.addEventListener("click", () => { close(); this.actions.querySelector("button.edit")?.focus(); });
+    cancel.addEventListener("click", () => { close(); /** @type {HTMLElement | null} */ (this.actions.querySelector("button.edit"))?.focus(); });
     area.addEventListener("keydown", (e) => {
       if (e.key === "Escape") { e.stopPropagation(); e.preventDefault(); cancel.click(); }
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }

@@ -41,7 +41,7 @@ export function postMessage(socket, request, onStart, onNoStart) {
  * Send a command that starts an answer (`send`, `regenerate`, `continue`): all three are acked
  * with the conversation and the question, then the answer's `start` follows.
  * @param {ChatSocket} socket
- * @param {Record<string, unknown>} command  without client_id
+ * @param {{type: string, [key: string]: unknown}} command  without client_id
  * @param {(assistant: Message) => void} onStart
  * @param {() => void} onNoStart
  * @returns {Promise<{conversation: Conversation, message: Message}>}

@@ -7,15 +7,20 @@
  * Delete is a soft delete with an Undo toast; the server keeps the conversation restorable for
  * PARLEY_DELETE_UNDO_SECONDS.
  *
+ * "This device only" chats (devicestore.js) are listed among the others, marked "on this device";
+ * their rename, pin, export and delete happen in IndexedDB and never reach the server.
+ *
  * Rows are built once per conversation and kept, so re-grouping after a new message or a
  * page of 50 moves existing nodes rather than rebuilding thousands.
  */
 import { getJson, postJson } from "./http.js";
 import { el } from "./render.js";
+import { isDevice } from "./devicestore.js";
 
 /** @typedef {import("./events.js").Conversation} Conversation */
 
-export const conversationUrl = (/** @type {string} */ id) => `/chat/${id}/`;
+/** A device-only chat's address keeps its id after "#", which browsers never send to a server. */
+export const conversationUrl = (/** @type {string} */ id) => (isDevice(id) ? `/chat/#${id}` : `/chat/${id}/`);
 const SEARCH_DELAY_MS = 250;
 const UNDO_MS = 10_000;
 const DAY_MS = 86_400_000;
@@ -46,9 +51,11 @@ export class Sidebar {
    * @param {HTMLElement} root  #sidebar
    * @param {{conversations: Conversation[], pinned?: Conversation[], next: string | null}} first
    * @param {SidebarCallbacks} on
+   * @param {import("./devicestore.js").DeviceStore} device  where device-only chats are kept
    */
-  constructor(root, first, on) {
+  constructor(root, first, on, device) {
     this.on = on;
+    this.device = device;
     this.list = /** @type {HTMLElement} */ (root.querySelector("#conversations"));
     this.more = /** @type {HTMLButtonElement} */ (root.querySelector("#load-more"));
     this.search = /** @type {HTMLInputElement} */ (root.querySelector("#search"));
@@ -102,7 +109,13 @@ export class Sidebar {
     });
     this.menu.addEventListener("click", (e) => {
       const item = e.target instanceof Element ? e.target.closest("[data-action]") : null;
-      if (item instanceof HTMLElement) this.act(/** @type {string} */ (item.dataset.action));
+      if (!(item instanceof HTMLElement)) return;
+      const id = this.menuFor?.dataset.id;
+      if (item.dataset.action === "export" && isDevice(id)) {
+        e.preventDefault(); // made here from IndexedDB, not fetched
+        this.exportDevice(/** @type {string} */ (id), item.dataset.file === "export.json" ? "json" : "md");
+      }
+      this.act(/** @type {string} */ (item.dataset.action));
     });
     this.menu.addEventListener("keydown", (e) => this.menuKey(e));
     document.addEventListener("pointerdown", (e) => {
@@ -125,6 +138,12 @@ export class Sidebar {
     this.items.set(c.id, { ...known, ...c, updated, pinned: c.pinned ?? known?.pinned ?? false });
     this.rows.get(c.id)?.remove();
     this.rows.delete(c.id);
+    this.render();
+  }
+
+  /** Device-only chats from IndexedDB join the list. @param {Conversation[]} kept */
+  addDevice(kept) {
+    for (const c of kept) this.items.set(c.id, { ...c, device: true });
     this.render();
   }
 
@@ -195,7 +214,12 @@ export class Sidebar {
     options.setAttribute("aria-expanded", "false");
     options.setAttribute("aria-label", `Options for ${c.title || "Untitled"}`);
     options.append(el("span", "", "⋯"));
-    li.append(link, options);
+    if (c.device) {
+      li.classList.add("on-device");
+      const badge = el("span", "device-badge", "on this device");
+      badge.title = "Kept in this browser only; never sent to the server.";
+      li.append(link, badge, options);
+    } else li.append(link, options);
     this.rows.set(id, li);
     return li;
   }
@@ -255,7 +279,7 @@ export class Sidebar {
     const pin = /** @type {HTMLElement} */ (this.menu.querySelector('[data-action="pin"]'));
     pin.textContent = c.pinned ? "Unpin" : "Pin";
     for (const link of this.menu.querySelectorAll("a[data-action]")) {
-      if (link instanceof HTMLAnchorElement) link.href = `/api/conversations/${c.id}/${link.dataset.file}`;
+      if (link instanceof HTMLAnchorElement) link.href = c.device ? "#" : `/api/conversations/${c.id}/${link.dataset.file}`;
     }
     const box = button.getBoundingClientRect();
     this.menu.style.top = `${Math.min(box.bottom + 4, innerHeight - 220)}px`;
@@ -333,7 +357,8 @@ export class Sidebar {
       if (!save || !title || title === c.title) return;
       this.retitle(id, title);
       try {
-        const saved = await postJson(`/api/conversations/${id}/edit/`, { title });
+        const saved = isDevice(id) ? { conversation: await this.device.update(id, { title }) }
+          : await postJson(`/api/conversations/${id}/edit/`, { title });
         this.retitle(id, saved.conversation.title);
         this.on.renamed(saved.conversation);
       } catch (error) {
@@ -352,10 +377,11 @@ export class Sidebar {
   async togglePin(id) {
     const c = this.items.get(id);
     if (!c) return;
-    const saved = await postJson(`/api/conversations/${id}/edit/`, { pinned: !c.pinned });
+    const saved = isDevice(id) ? { conversation: await this.device.update(id, { pinned: !c.pinned }) }
+      : await postJson(`/api/conversations/${id}/edit/`, { pinned: !c.pinned });
     c.pinned = saved.conversation.pinned;
     this.render();
-    this.rows.get(id)?.querySelector("a.conversation")?.focus();
+    /** @type {HTMLElement | null | undefined} */ (this.rows.get(id)?.querySelector("a.conversation"))?.focus();
     this.notify(c.pinned ? `Pinned “${c.title || "Untitled"}”.` : `Unpinned “${c.title || "Untitled"}”.`);
   }
 
@@ -363,14 +389,29 @@ export class Sidebar {
   async remove(id) {
     const c = this.items.get(id);
     if (!c) return;
-    await postJson(`/api/conversations/${id}/delete/`, {});
+    if (isDevice(id)) await this.device.remove(id); // gone for good: there is no server copy to restore
+    else await postJson(`/api/conversations/${id}/delete/`, {});
     this.items.delete(id);
     this.rows.get(id)?.remove();
     this.rows.delete(id);
     if (this.results) this.results.ids = this.results.ids.filter((x) => x !== id);
     this.render();
     this.on.deleted(id);
-    this.notify(`Deleted “${c.title || "Untitled"}”.`, id);
+    if (isDevice(id)) this.notify(`Deleted “${c.title || "Untitled"}” from this device.`);
+    else this.notify(`Deleted “${c.title || "Untitled"}”.`, id);
+  }
+
+  /** Download a device-only chat, made from IndexedDB. @param {string} id @param {"md" | "json"} format */
+  async exportDevice(id, format) {
+    const blob = await this.device.export(id, format);
+    if (!blob) return;
+    const link = el("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = `${(this.items.get(id)?.title || "conversation").replace(/[^\w -]+/g, "").trim() || "conversation"}.${format}`;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
   }
 
   /** @param {string} id */
@@ -379,7 +420,7 @@ export class Sidebar {
     this.hideToast();
     this.items.set(id, saved.conversation);
     this.render();
-    this.rows.get(id)?.querySelector("a.conversation")?.focus();
+    /** @type {HTMLElement | null | undefined} */ (this.rows.get(id)?.querySelector("a.conversation"))?.focus();
   }
 
   /**

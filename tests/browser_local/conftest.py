@@ -1,4 +1,6 @@
-"""In-browser models in real headless Chromium against a real Daphne process (no GPU here).
+"""In-browser models in real headless Chromium against a real Daphne process.
+
+No GPU here; the tests that need WebGPU get a real adapter through SwiftShader.
 
 Under CI a missing browser fails the run; it never skips silently.
 """

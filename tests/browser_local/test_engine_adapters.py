@@ -1,8 +1,8 @@
 """The WebLLM and Transformers.js adapters, unit-tested inside Chromium with fake engines.
 
-Chromium here has no WebGPU adapter, so the real engines cannot run; what we check is the
-mapping from each engine's own stream to Parley's AnswerEvents, Stop, and the WebGPU-missing
-path. The modules are served as plain static files: no Node, no bundler.
+What we check here is the mapping from each engine's own stream to Parley's AnswerEvents, Stop,
+the WebGPU-missing path and the pure helpers; the real engines run in
+test_transformers_and_webllm.py. The modules are served as plain static files: no bundler.
 """
 
 from __future__ import annotations
@@ -177,3 +177,84 @@ def test_transformers_worker_error_ends_with_a_plain_message(js: Any) -> None:
         return (await collect(generate(worker, [], {}, new AbortController().signal))).at(-1);
       })()""")
     assert end["status"] == "error" and "no wasm backend" in end["error"]["message"]
+
+
+def test_the_model_reads_the_stored_markdown_of_the_branch_not_the_rendered_page(js: Any) -> None:
+    turns = js("""
+      (async () => {
+        const { turnsFrom } = await import("/parley/local.js");
+        return turnsFrom([
+          {id: "1", role: "user", content: "Show **bold** and `code`", status: "complete"},
+          {id: "2", role: "assistant", content: "```js\\nlet x = 1;\\n```", status: "complete"},
+          {id: "3", role: "assistant", content: "", status: "error"},
+          {id: "4", role: "user", content: "Again", status: "complete"},
+        ], "Be brief.");
+      })()""")
+    assert turns == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Show **bold** and `code`"},
+        {"role": "assistant", "content": "```js\nlet x = 1;\n```"},
+        {"role": "user", "content": "Again"},
+    ]
+
+
+def test_transformers_finds_hub_repos_and_plain_folders(js: Any) -> None:
+    found = js("""
+      (async () => {
+        const { source } = await import("/parley/engines/transformers.js");
+        return [source("HuggingFaceTB/SmolLM2-135M-Instruct"),
+                source("https://huggingface.co/onnx-community/Qwen2.5-0.5B-Instruct/"),
+                source("http://127.0.0.1:9000/models/SmolLM2-ONNX"),
+                source("/browser-models/SmolLM2-ONNX/", "http://parley.example/chat/")];
+      })()""")
+    assert found == [
+        {"host": "https://huggingface.co/", "model": "HuggingFaceTB/SmolLM2-135M-Instruct", "hub": True},
+        {"host": "https://huggingface.co/", "model": "onnx-community/Qwen2.5-0.5B-Instruct", "hub": True},
+        {"host": "http://127.0.0.1:9000/", "model": "models/SmolLM2-ONNX", "hub": False},
+        {"host": "http://parley.example/", "model": "browser-models/SmolLM2-ONNX", "hub": False},
+    ]
+
+
+def test_a_webllm_model_without_a_compiled_library_is_refused_with_the_reason(js: Any) -> None:
+    result = js("""
+      (async () => {
+        const { record } = await import("/parley/engines/webllm.js");
+        const lib = {prebuiltAppConfig: {model_list: [{model_id: "Known-MLC", model: "https://huggingface.co/mlc-ai/Known-MLC", model_lib: "lib.wasm"}]}};
+        const mine = record(lib, {name: "Known", url: "http://127.0.0.1:9/mlc-ai/Known-MLC"});
+        let refused = null;
+        try { record(lib, {name: "Mystery", url: "https://huggingface.co/me/Mystery-MLC"}); }
+        catch (e) { refused = [e.constructor.name, e.message]; }
+        return {mine, refused};
+      })()""")
+    assert result["mine"] == {"model_id": "Known-MLC", "model": "http://127.0.0.1:9/mlc-ai/Known-MLC", "model_lib": "lib.wasm"}
+    assert result["refused"][0] == "Unavailable" and "no compiled model library" in result["refused"][1]
+
+
+def test_the_thread_probe_measures_how_many_cores_are_free(js: Any) -> None:
+    result = js("""
+      (async () => (await import("/parley/engines/threads.js")).probe(2))()""")
+    assert result["threads"] in (1, 2) and 0 < result["efficiency"] <= 1.5
+    assert (result["threads"] == 2) == (result["efficiency"] >= 0.85)
+
+
+def test_device_only_chats_kept_by_the_first_version_become_conversations(js: Any) -> None:
+    kept = js("""
+      (async () => {
+        await new Promise((resolve) => { const r = indexedDB.deleteDatabase("parley-local"); r.onsuccess = r.onerror = resolve; });
+        await new Promise((resolve, reject) => {
+          const r = indexedDB.open("parley-local", 1);
+          r.onupgradeneeded = () => r.result.createObjectStore("exchanges", { keyPath: "client_id" })
+            .put({client_id: "00000000-0000-4000-8000-000000000001", model: "browser:x", prompt: "Old question",
+                  answer: "Old answer", reason: "stop"});
+          r.onsuccess = () => { r.result.close(); resolve(); };
+          r.onerror = () => reject(r.error);
+        });
+        const { DeviceStore } = await import("/parley/devicestore.js");
+        const store = new DeviceStore();
+        const [conversation] = await store.list();
+        const { messages } = await store.get(conversation.id);
+        return {conversation, messages: messages.map((m) => [m.role, m.content, m.parent === null])};
+      })()""")
+    assert kept["conversation"]["title"] == "Old question" and kept["conversation"]["device"] is True
+    assert kept["conversation"]["id"] == "device-00000000-0000-4000-8000-000000000001"
+    assert kept["messages"] == [["user", "Old question", True], ["assistant", "Old answer", False]]

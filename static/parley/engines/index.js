@@ -16,17 +16,28 @@
  * @property {number} size  bytes to download
  * @property {string} licence
  * @property {boolean} internet  true when the weights come from outside Parley
+ * @property {boolean} [bundled]  Parley serves the weights itself: works on a fresh install
  */
 /** @typedef {{role: "system" | "user" | "assistant", content: string}} Turn */
-/** @typedef {{temperature?: number, max_tokens?: number, top_p?: number}} Options */
+/** @typedef {{temperature?: number, max_tokens?: number, top_p?: number, repetition_penalty?: number}} Options */
+
+/**
+ * Sampling for small in-browser models when the chat settings leave it open. Greedy decoding
+ * (temperature 0) makes a 135M model repeat one paragraph until the token limit; a low
+ * temperature with a mild repetition penalty keeps it on topic without loops (bench/local_models.py
+ * measures both). The chat settings' temperature and max tokens override these.
+ */
+export const SAMPLING = Object.freeze({ temperature: 0.2, top_p: 0.9, repetition_penalty: 1.15 });
 /**
  * @typedef {object} LoadedModel
  * @property {(turns: Turn[], options: Options, signal: AbortSignal) => AsyncGenerator<AnswerEvent>} generate
  * @property {() => Promise<void>} unload
  * @property {number} threads
+ * @property {string} [device]  where it runs, for engines that choose ("webgpu" or "wasm")
+ * @property {() => Promise<void>} [warm]  run the model once while nobody waits (see wllama.js)
  */
 /** @typedef {(loaded: number, total: number) => void} Progress */
-/** @typedef {{ok: true} | {ok: false, reason: string}} Availability */
+/** @typedef {{ok: boolean, reason?: string}} Availability  reason: why not, when ok is false */
 
 const LOADERS = {
   wllama: () => import("./wllama.js"),

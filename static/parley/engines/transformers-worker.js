@@ -1,21 +1,33 @@
+// @ts-check
 // The Transformers.js pipeline's home: loading and generation never block the page.
 import {
   InterruptableStoppingCriteria, TextStreamer, env, pipeline,
 } from "../../vendor/transformers-4.3.1/transformers.min.js";
 
-const VENDOR = new URL("../../vendor/transformers-4.3.1/", import.meta.url).href;
 // Only Parley's own copy of onnxruntime's wasm, never a CDN (CSP would refuse it anyway).
-env.backends.onnx.wasm.wasmPaths = VENDOR;
+/** @type {any} */ (env.backends.onnx).wasm.wasmPaths = new URL("../../vendor/transformers-4.3.1/", import.meta.url).href;
 env.allowLocalModels = false;
 
 /** @type {any} */
 let generator = null;
 const stopping = new InterruptableStoppingCriteria();
 
-async function load({ model, device }) {
+/**
+ * Where the model's files are: a Hugging Face repo (host + "{model}/resolve/{revision}/"), or
+ * any other folder URL that holds config.json, the tokenizer and onnx/ directly.
+ * @param {{host: string, model: string, hub: boolean}} source
+ */
+function locate({ host, model, hub }) {
+  env.remoteHost = host;
+  env.remotePathTemplate = hub ? "{model}/resolve/{revision}/" : "{model}/";
+  return model;
+}
+
+/** @param {{source: {host: string, model: string, hub: boolean}, device: any, dtype: any}} request */
+async function load({ source, device, dtype }) {
   const files = new Map();
-  generator = await pipeline("text-generation", model, {
-    device, dtype: "q4",
+  generator = await pipeline("text-generation", locate(source), {
+    device, dtype,
     progress_callback: (p) => {
       if (p.status !== "progress") return;
       files.set(p.file, [p.loaded, p.total]);
@@ -26,7 +38,11 @@ async function load({ model, device }) {
   postMessage({ type: "ready", device });
 }
 
-async function generate({ messages, max_new_tokens, temperature }) {
+/**
+ * @param {{messages: {role: string, content: string}[], max_new_tokens: number, temperature: number,
+ *   top_p?: number, repetition_penalty?: number}} request
+ */
+async function generate({ messages, max_new_tokens, temperature, top_p, repetition_penalty }) {
   stopping.reset();
   let tokens = 0;
   const streamer = new TextStreamer(generator.tokenizer, {
@@ -35,8 +51,8 @@ async function generate({ messages, max_new_tokens, temperature }) {
     token_callback_function: () => { tokens += 1; },
   });
   await generator(messages, {
-    max_new_tokens, do_sample: temperature > 0, temperature: temperature || undefined,
-    streamer, stopping_criteria: stopping,
+    max_new_tokens, do_sample: temperature > 0, temperature: temperature || undefined, top_p,
+    repetition_penalty, streamer, stopping_criteria: stopping,
   });
   postMessage({ type: "done", output_tokens: tokens, stopped: stopping.interrupted, length: tokens >= max_new_tokens });
 }

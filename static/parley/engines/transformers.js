@@ -2,8 +2,12 @@
 /**
  * Transformers.js (@huggingface/transformers): ONNX models on WebGPU when there is an adapter,
  * else on WebAssembly. The pipeline runs in transformers-worker.js; this module turns the
- * worker's small messages into AnswerEvents. The library's JS is vendored; onnxruntime's wasm
- * (14-28 MB) is not, and deployments drop it into static/vendor/transformers-4.3.1/.
+ * worker's small messages into AnswerEvents. The library and onnxruntime's wasm come from npm
+ * (package.json; `make vendor` copies them to static/vendor/transformers-4.3.1/).
+ *
+ * The weights are 4-bit ONNX (`onnx/model_q4.onnx`, what Transformers.js calls dtype "q4"), in a
+ * Hugging Face repo (a repo id or https://huggingface.co/<owner>/<name>) or in any folder URL
+ * with the same files (tests/browser_local/onnx_model.py makes one from the bundled SmolLM2).
  */
 import { moduleWorker, webgpu } from "./index.js";
 
@@ -20,9 +24,25 @@ import { moduleWorker, webgpu } from "./index.js";
 
 const DEFAULT_MAX_TOKENS = 512;
 
+const DTYPE = "q4";
+
 /** The Hugging Face repo id from a model URL (https://huggingface.co/<owner>/<name>). @param {string} url */
 export function repoId(url) {
   return url.replace(/^https:\/\/huggingface\.co\//, "").replace(/\/+$/, "");
+}
+
+/**
+ * Where the worker fetches the files from: the Hub's layout for Hugging Face (or a bare repo
+ * id), else the folder at `url` itself (Parley's own, or any host the admin allowed).
+ * @param {string} url @param {string} [base]  the page's address, for relative URLs
+ * @returns {{host: string, model: string, hub: boolean}}
+ */
+export function source(url, base = globalThis.location?.href) {
+  if (!/^[a-z]+:|^\//i.test(url) || url.startsWith("https://huggingface.co/")) {
+    return { host: "https://huggingface.co/", model: repoId(url), hub: true };
+  }
+  const folder = new URL(url.replace(/\/*$/, "/"), base);
+  return { host: `${folder.origin}/`, model: folder.pathname.replace(/^\/|\/$/g, ""), hub: false };
 }
 
 /**
@@ -32,6 +52,15 @@ export function repoId(url) {
  */
 export async function load(model, { onProgress, nav } = {}) {
   const device = (await webgpu(nav)).ok ? "webgpu" : "wasm";
+  return loadOn(model, device, onProgress);
+}
+
+/**
+ * Load on a given backend ("webgpu" or "wasm"); `load` picks WebGPU when there is an adapter.
+ * @param {BrowserModel} model @param {"webgpu" | "wasm"} device @param {import("./index.js").Progress} [onProgress]
+ * @returns {Promise<import("./index.js").LoadedModel & {device: string}>}
+ */
+export async function loadOn(model, device, onProgress) {
   const worker = moduleWorker(new URL("./transformers-worker.js", import.meta.url));
   await new Promise((resolve, reject) => {
     worker.onmessage = ({ data }) => {
@@ -40,9 +69,13 @@ export async function load(model, { onProgress, nav } = {}) {
       else if (data.type === "error") reject(new Error(data.message));
     };
     worker.onerror = (e) => reject(new Error(e.message || "the Transformers.js worker failed to start"));
-    worker.postMessage({ type: "load", model: repoId(model.url), device });
+    worker.postMessage({ type: "load", source: source(model.url), device, dtype: DTYPE });
+  }).catch((error) => {
+    worker.terminate();
+    throw error;
   });
   return {
+    device,
     threads: 1,
     generate: (turns, options, signal) => generate(worker, turns, options, signal),
     unload: async () => worker.terminate(),
@@ -65,7 +98,7 @@ export async function* generate(worker, turns, options, signal) {
   worker.addEventListener("message", onMessage);
   signal.addEventListener("abort", interrupt, { once: true });
   worker.postMessage({ type: "generate", messages: turns, max_new_tokens: options.max_tokens ?? DEFAULT_MAX_TOKENS,
-    temperature: options.temperature ?? 0.7 });
+    temperature: options.temperature ?? 0.7, top_p: options.top_p, repetition_penalty: options.repetition_penalty });
   let text = "";
   try {
     while (true) {

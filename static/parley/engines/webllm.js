@@ -2,8 +2,13 @@
 /**
  * WebLLM (@mlc-ai/web-llm): MLC-compiled models on WebGPU. The engine runs in a Web Worker
  * (webllm-worker.js) and is driven from here through WebLLM's own worker protocol. The library
- * (6 MB minified) is not vendored; deployments that want it drop the ESM build at
- * static/vendor/web-llm-0.2.86/index.js (docs/in-browser.md). Without WebGPU it is unavailable.
+ * comes from npm (package.json; `make vendor` copies it to static/vendor/web-llm-0.2.86/).
+ * Without WebGPU it is unavailable.
+ *
+ * A WebLLM model is more than weights: it needs a model library (WebGPU kernels compiled by MLC
+ * for that exact model). WebLLM lists the ones it ships; the admin's URL says where the weights
+ * are (Hugging Face, or any allowed host with the same layout), and the library comes from
+ * WebLLM's list. A model WebLLM does not list cannot run, and says so before any download.
  */
 import { moduleWorker, webgpu } from "./index.js";
 
@@ -16,6 +21,31 @@ export const LIBRARY = new URL("../../vendor/web-llm-0.2.86/index.js", import.me
 const DEFAULT_MAX_TOKENS = 512;
 
 export class Unavailable extends Error {}
+
+/**
+ * WebLLM's record for this model, pointing at the admin's weights URL.
+ * @param {any} webllm  the library @param {BrowserModel} model
+ */
+export function record(webllm, model) {
+  const id = modelId(model.url);
+  const known = webllm.prebuiltAppConfig.model_list.find((/** @type {{model_id: string}} */ m) => m.model_id === id);
+  if (!known) {
+    throw new Unavailable(`${model.name} cannot run: WebLLM has no compiled model library for “${id}” `
+      + "(it runs only the MLC-compiled models it lists).");
+  }
+  return { ...known, model: new URL(model.url, globalThis.location?.href).href };
+}
+
+/** A load failure in words a user can act on. @param {BrowserModel} model @param {unknown} error */
+export function loadError(model, error) {
+  const text = error instanceof Error ? error.message : String(error);
+  const host = new URL(model.url, globalThis.location?.href).host;
+  if (/fetch|network|404|not found|cache/i.test(text)) {
+    return new Error(`${model.name} could not be downloaded from ${host}: the model's files are missing there `
+      + `or the host cannot be reached (${text}). Ask an administrator to check the model's URL.`);
+  }
+  return new Error(`${model.name} could not be loaded: ${text}`);
+}
 
 /** The MLC model id is the last part of its Hugging Face URL (…/mlc-ai/<model id>). @param {string} url */
 export function modelId(url) {
@@ -31,11 +61,19 @@ export async function load(model, { onProgress, nav } = {}) {
   const gpu = await webgpu(nav);
   if (!gpu.ok) throw new Unavailable(`${model.name} needs WebGPU: ${gpu.reason}`);
   const webllm = await import(LIBRARY);
+  const appConfig = { ...webllm.prebuiltAppConfig, model_list: [record(webllm, model)] };
   const worker = moduleWorker(new URL("./webllm-worker.js", import.meta.url));
-  const engine = await webllm.CreateWebWorkerMLCEngine(worker, modelId(model.url), {
-    // WebLLM reports a 0..1 fraction, not bytes: scale it to the model's size for the bar.
-    initProgressCallback: (/** @type {{progress: number}} */ p) => onProgress?.(p.progress * model.size, model.size),
-  });
+  let engine;
+  try {
+    engine = await webllm.CreateWebWorkerMLCEngine(worker, modelId(model.url), {
+      appConfig,
+      // WebLLM reports a 0..1 fraction, not bytes: scale it to the model's size for the bar.
+      initProgressCallback: (/** @type {{progress: number}} */ p) => onProgress?.(p.progress * model.size, model.size),
+    });
+  } catch (error) {
+    worker.terminate();
+    throw loadError(model, error);
+  }
   return {
     threads: 1,
     generate: (turns, options, signal) => generate(engine, turns, options, signal),
@@ -61,6 +99,7 @@ export async function* generate(engine, turns, options, signal) {
     const chunks = await engine.chat.completions.create({
       messages: turns, stream: true, stream_options: { include_usage: true },
       temperature: options.temperature ?? 0.7, top_p: options.top_p, max_tokens: options.max_tokens ?? DEFAULT_MAX_TOKENS,
+      repetition_penalty: options.repetition_penalty,
     });
     for await (const chunk of chunks) {
       const choice = chunk.choices?.[0];

@@ -4,11 +4,12 @@
  * wllama runs llama.cpp in its own Web Worker (created from a blob: URL, hence `worker-src blob:`),
  * so the page stays responsive while a model loads or generates. Several threads need
  * SharedArrayBuffer, which needs a cross-origin isolated page (COOP + COEP on the chat page);
- * wllama's default is half the cores; we pass n_threads = all cores but one, leaving one for the
- * page and the browser: on the 2-core machines here two threads measured slower than one
- * (docs/in-browser.md).
+ * wllama's default is half the cores; we pass n_threads from a short probe of how many cores
+ * are free right now (threads.js): on a busy 2-core machine two threads measured slower than one,
+ * on an idle one nearly twice as fast (docs/in-browser.md).
  */
 import { Wllama } from "../../vendor/wllama-2.4.0/index.js";
+import { threadsToUse } from "./threads.js";
 
 /** @typedef {import("./index.js").BrowserModel} BrowserModel */
 /** @typedef {import("./index.js").Turn} Turn */
@@ -19,17 +20,12 @@ const VENDOR = new URL("../../vendor/wllama-2.4.0/", import.meta.url).href;
 const CONTEXT_TOKENS = 2048;
 const DEFAULT_MAX_TOKENS = 512;
 
-/** All cores but one when the page may share memory with workers, else one. */
-export function threadsToUse() {
-  return globalThis.crossOriginIsolated ? Math.max(1, (navigator.hardwareConcurrency || 1) - 1) : 1;
-}
-
 /**
  * @param {BrowserModel} model
  * @param {{onProgress?: import("./index.js").Progress, threads?: number}} [options]
  * @returns {Promise<import("./index.js").LoadedModel>}
  */
-export async function load(model, { onProgress, threads = threadsToUse() } = {}) {
+export async function load(model, { onProgress, threads } = {}) {
   const wllama = new Wllama(
     {
       "single-thread/wllama.wasm": VENDOR + "single-thread/wllama.wasm",
@@ -41,14 +37,26 @@ export async function load(model, { onProgress, threads = threadsToUse() } = {})
   );
   await wllama.loadModelFromUrl(new URL(model.url, location.href).href, {
     n_ctx: CONTEXT_TOKENS,
-    n_threads: threads,
+    n_threads: threads ?? await threadsToUse(),
     progressCallback: ({ loaded, total }) => onProgress?.(loaded, total),
   });
   return {
     threads: wllama.getNumThreads(),
     generate: (turns, options, signal) => generate(wllama, turns, options, signal),
     unload: () => wllama.exit(),
+    warm: () => warm(wllama),
   };
+}
+
+/**
+ * One token for a throwaway question. The first answer after a load pays for llama.cpp's buffers
+ * and for reading the chat template's system prompt; both stay (wllama reuses the cached prefix),
+ * so a warmed model starts answering about a second sooner (docs/in-browser.md). The page warms
+ * a model it loads while the user types, never one someone is waiting for.
+ * @param {any} wllama
+ */
+async function warm(wllama) {
+  await wllama.createChatCompletion([{ role: "user", content: "Hi" }], { nPredict: 1, sampling: { temp: 0 } });
 }
 
 /**
@@ -64,7 +72,8 @@ export async function* generate(wllama, turns, options, signal) {
   try {
     const stream = await wllama.createChatCompletion(turns, {
       nPredict: limit,
-      sampling: { temp: options.temperature ?? 0.7, top_p: options.top_p ?? 0.95 },
+      sampling: { temp: options.temperature ?? 0.7, top_p: options.top_p ?? 0.95,
+        penalty_repeat: options.repetition_penalty ?? 1, penalty_last_n: 64 },
       stream: true,
       abortSignal: signal,
     });

@@ -1,0 +1,75 @@
+"""A "This device only" chat lives in this browser: it is listed, survives a reload, can be
+renamed, exported and deleted, and nothing of it ever reaches the server (every request and
+WebSocket frame the page and its workers send is recorded)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from tests.browser_local.pages import ANSWER, QUESTION, Traffic, ask, consent_given, finished
+from tests.chromium import log_in
+from tests.live import LiveServer
+
+SECRET = "zebra-7731"
+
+
+def device_row(page: Any) -> Any:
+    return page.locator("#conversations li.on-device")
+
+
+def test_a_device_only_chat_is_a_thread_that_survives_reload_and_never_reaches_the_server(
+    context: Any, server: LiveServer
+) -> None:
+    page = context.new_page()
+    page.goto(server.url + "/chat/")
+    if "/accounts/login/" in page.url:
+        log_in(page, server)
+    consent_given(page)
+    traffic = Traffic(page)  # from here on, everything the page sends
+    page.check("#device-only")
+    ask(page, f"Name a colour of the {SECRET} sky.")
+    finished(page, 1)
+    page.wait_for_url(re.compile(r"/chat/#device-[0-9a-f-]{36}$"))
+    device_id = page.url.split("#", 1)[1]
+    ask(page, "And of the sea?")
+    finished(page, 2)
+    assert device_row(page).count() == 1
+    assert "on this device" in device_row(page).inner_text() and SECRET in device_row(page).inner_text()
+    assert page.is_disabled("#device-only") and page.is_checked("#device-only")
+
+    page.reload()
+    page.locator(ANSWER).nth(1).wait_for()
+    assert page.locator(".message").count() == 4 and page.locator(".pager").count() == 0
+    assert SECRET in page.locator(QUESTION).first.inner_text()
+    assert device_row(page).locator("a.conversation").get_attribute("aria-current") == "page"
+
+    # Rename and export from the row's menu: both happen in the browser.
+    device_row(page).locator("button.row-menu").click()
+    page.click('#conversation-menu [data-action="rename"]')
+    page.fill("#conversations input.rename", "Skies and seas")
+    page.keyboard.press("Enter")
+    device_row(page).locator("a.conversation", has_text="Skies and seas").wait_for()
+    device_row(page).locator("button.row-menu").click()
+    with page.expect_download() as download:
+        page.click('#conversation-menu [data-file="export.md"]')
+    exported = Path(download.value.path()).read_text(encoding="utf-8")
+    assert exported.startswith("# Skies and seas") and SECRET in exported
+
+    page.reload()
+    device_row(page).locator("a.conversation", has_text="Skies and seas").wait_for()
+    device_row(page).locator("button.row-menu").click()
+    page.click('#conversation-menu [data-action="delete"]')
+    page.wait_for_function("() => !document.querySelector('#conversations li.on-device')")
+    page.reload()
+    page.locator("#prompt").wait_for()
+    page.wait_for_timeout(500)  # the IndexedDB listing is asynchronous
+    assert device_row(page).count() == 0
+
+    assert traffic.mentions(SECRET) == [] and traffic.mentions(device_id) == []
+    assert traffic.mentions("Skies and seas") == []
+    assert [r for r in traffic.requests if r[0] not in ("GET", "HEAD")] == []  # nothing written anywhere
+    assert set(traffic.frame_types()) <= {"ping"}
+    assert traffic.frames or traffic.requests  # the recorder did see the page's traffic
+    page.close()
