@@ -50,6 +50,7 @@ class Ticket:
     registry: Registry
     key: str | None = None
     starting: bool = False
+    shared: str | None = None  # the place among every process's answers, with several
 
     def started(self) -> None:
         if self.starting:
@@ -58,9 +59,11 @@ class Ticket:
 
     def release(self) -> None:
         self.started()
-        if self.key is not None:
-            key, self.key = self.key, None
-            counters.release(key)
+        for name in ("key", "shared"):
+            key = getattr(self, name)
+            if key is not None:
+                setattr(self, name, None)
+                counters.release(key)
 
 
 def _restarting(user: Any, registry: Registry) -> None:
@@ -113,10 +116,20 @@ def admit(user: Any, registry: Registry) -> Ticket:
             ))
         ticket.key = key
     # Above PARLEY_MAX_ACTIVE_GENERATIONS a clear "busy, retry in N s" beats everybody's
-    # answers slowing down together.
-    if not registry.take_capacity(settings.PARLEY_MAX_ACTIVE_GENERATIONS):
+    # answers slowing down together: in this process, and across all of them when several
+    # share the work (the cache is Redis then).
+    cap = settings.PARLEY_MAX_ACTIVE_GENERATIONS
+    busy = Refused(Refusal(
+        "server_busy", f"Parley is busy right now. Try again in {settings.PARLEY_BUSY_RETRY_SECONDS} s.",
+        settings.PARLEY_BUSY_RETRY_SECONDS,
+    ))
+    if not registry.take_capacity(cap):
         ticket.release()
-        seconds = settings.PARLEY_BUSY_RETRY_SECONDS
-        raise Refused(Refusal("server_busy", f"Parley is busy right now. Try again in {seconds} s.", seconds))
+        raise busy
     ticket.starting = True
+    if settings.PARLEY_CLUSTER:
+        if not counters.acquire("active:all", cap, settings.PARLEY_MAX_GENERATION_SECONDS + 60):
+            ticket.release()
+            raise busy
+        ticket.shared = "active:all"
     return ticket

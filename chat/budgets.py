@@ -58,9 +58,16 @@ def clear(**_: Any) -> None:
         _budgets = None
 
 
+def changed(**_: Any) -> None:
+    from chat import cluster
+
+    clear()
+    cluster.broadcast_catalog()
+
+
 def connect_signals() -> None:
-    post_save.connect(clear, sender=Budget, dispatch_uid="budgets-saved")
-    post_delete.connect(clear, sender=Budget, dispatch_uid="budgets-deleted")
+    post_save.connect(changed, sender=Budget, dispatch_uid="budgets-saved")
+    post_delete.connect(changed, sender=Budget, dispatch_uid="budgets-deleted")
 
 
 def _generous(budget: Budget) -> tuple[float, float]:

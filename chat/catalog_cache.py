@@ -5,8 +5,9 @@ A send must check that the user may call the model and build the provider's Targ
 that was about half of the time Parley added before a first token. The catalogue
 changes rarely, so entries live for PARLEY_CATALOG_CACHE_SECONDS and are dropped at once
 when this process saves a model, provider or group membership (Django admin runs here).
-Changes made by another process (`manage.py provider`, a second server) take effect
-within the TTL; several servers would publish invalidations through Redis instead.
+Changes made by another server process reach this one at once through Redis
+(chat.cluster broadcasts "catalog"); changes by a process outside the cluster
+(`manage.py provider`) take effect within the TTL.
 """
 
 from __future__ import annotations
@@ -76,12 +77,20 @@ def clear(**_: Any) -> None:
         _user_groups.clear()
 
 
+def changed(**_: Any) -> None:
+    """This process changed the catalogue: drop our copy, and tell the other processes."""
+    from chat import cluster
+
+    clear()
+    cluster.broadcast_catalog()
+
+
 def connect_signals() -> None:
     """Called from ChatConfig.ready(): drop every entry when this process changes the catalogue."""
     from django.contrib.auth import get_user_model
 
     for sender in (ChatModel, Provider, Group):
-        post_save.connect(clear, sender=sender, dispatch_uid=f"catalog-cache-save-{sender.__name__}")
-        post_delete.connect(clear, sender=sender, dispatch_uid=f"catalog-cache-delete-{sender.__name__}")
-    m2m_changed.connect(clear, sender=ChatModel.groups.through, dispatch_uid="catalog-cache-model-groups")
-    m2m_changed.connect(clear, sender=get_user_model().groups.through, dispatch_uid="catalog-cache-user-groups")
+        post_save.connect(changed, sender=sender, dispatch_uid=f"catalog-cache-save-{sender.__name__}")
+        post_delete.connect(changed, sender=sender, dispatch_uid=f"catalog-cache-delete-{sender.__name__}")
+    m2m_changed.connect(changed, sender=ChatModel.groups.through, dispatch_uid="catalog-cache-model-groups")
+    m2m_changed.connect(changed, sender=get_user_model().groups.through, dispatch_uid="catalog-cache-user-groups")

@@ -21,7 +21,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chat import protocol, revocation, sending
+from chat import cluster, protocol, revocation, sending
 from chat.access import NotFound, access_conversation, access_message
 from chat.generation import hub, registry
 from chat.protocol import FrameError
@@ -64,7 +64,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.accept()
         hub.subscribe(self.user.id, self.deliver)
         revocation.watch.add(self.deliver, self.user, self.scope["session"].session_key)
-        self.deliver(protocol.hello(self.user.get_username()).json())
+        if cluster.current is not None:
+            cluster.current.socket_opened(self.user.id)
+        self.deliver(protocol.hello(self.user.get_username(), cluster.worker_id()).json())
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch minus its `close_old_connections` hop before every frame.
@@ -84,6 +86,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if getattr(self, "writer", None) is not None:
             hub.unsubscribe(self.user.id, self.deliver)
             revocation.watch.discard(self.deliver)
+            if cluster.current is not None:
+                cluster.current.socket_closed(self.user.id)
             self.writer.cancel()
 
     def deliver(self, item: str | int) -> None:
@@ -165,6 +169,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         conversation_id = uuid.UUID(command.conversation)
         if registry.stop(self.user.id, conversation_id):
             return
+        if cluster.current is not None and await cluster.current.route_stop(self.user.id, conversation_id):
+            return  # running in another process: its owner stops it
         # Nothing running: still say "not found" for someone else's conversation.
         try:
             await database_sync_to_async(access_conversation)(self.user, conversation_id)
@@ -180,6 +186,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if generation.end_frame is not None:
                 self.reply(generation.end_frame)
             return
+        if cluster.current is not None and await cluster.current.route_resume(self.user.id, message_id):
+            return  # running in another process: its owner's reply has been delivered here
         try:
             message = await database_sync_to_async(access_message)(self.user, message_id)
         except NotFound:

@@ -251,8 +251,12 @@ def parse(text: str | None) -> Command:
 
 # ---- frames the server sends ----------------------------------------------------------
 
-def hello(username: str) -> Frame:
-    return Frame({"type": "hello", "protocol": PROTOCOL_VERSION, "user": username})
+def hello(username: str, server: str = "") -> Frame:
+    """`server` names the process (several processes behind a load balancer), for support."""
+    data: dict[str, Any] = {"type": "hello", "protocol": PROTOCOL_VERSION, "user": username}
+    if server:
+        data["server"] = server
+    return Frame(data)
 
 
 PONG = Frame({"type": "pong"})

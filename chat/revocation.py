@@ -201,7 +201,10 @@ watch = Watch()
 
 
 def _changed(**_: Any) -> None:
+    from chat import cluster
+
     watch.check_soon()
+    cluster.broadcast_sessions()
 
 
 def connect_signals() -> None:

@@ -25,7 +25,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError
 
-from chat import admission, budgets, history, metering, protocol, sql, store, titles
+from chat import admission, budgets, cluster, history, metering, protocol, sql, store, titles
 from chat.access import ModelUnavailable, NotFound, access_conversation, access_message, access_model_entry
 from chat.generation import Job, Outcome, hub, registry
 from chat.generation.hub import Deliver
@@ -138,6 +138,7 @@ def _new_answer(conversation: Conversation, parent: Message, model: ChatModel, c
     return Message(
         id=uuid.uuid4(), conversation=conversation, parent=parent, role=Role.ASSISTANT,
         status=Status.STREAMING, model=model, model_name=model.name, client_id=client_id,
+        worker=cluster.worker_id(),
     )
 
 
@@ -228,6 +229,7 @@ def prepare_continue(user: AbstractBaseUser, command: protocol.Continue) -> Prep
     model = entry.model
     path = history.branch(history.rows(conversation), answer.id)
     turns = history.turns(conversation, path) + [ChatMessage("user", CONTINUE_PROMPT)]
+    answer.worker = cluster.worker_id()
     start = store.NewAnswer(
         user, conversation, False, Message.objects.get(id=answer.parent_id), answer,
         new_user_message=False, continues=True,
@@ -315,6 +317,10 @@ class ChatSink:
         usage = metering.record(self.user, Source.CHAT, self.prepared.model, outcome, message_id=start.assistant.id)
         await store.finishes.submit((start.assistant.id, start.conversation.id, outcome, usage))
 
+    def closed(self) -> None:
+        if cluster.current is not None:
+            cluster.current.release(self.prepared.start.conversation.id, self.prepared.start.assistant.id)
+
     def finished(self, outcome: Outcome) -> None:
         conversation = self.prepared.start.conversation
         if outcome.status == Status.COMPLETE and conversation.title_source == TitleSource.FIRST_MESSAGE:
@@ -376,6 +382,8 @@ async def start(
         # released once they are (ChatSink.open). The user's place is given back at the end.
         sink = ChatSink(prepared, user, reply, release)
         try:
+            if cluster.current is not None:
+                await _claim(cluster.current, user, prepared, client_id)
             registry.start(prepared.job(user.pk, received_at), sink, ticket.started, ticket.release)
         except BaseException:
             ticket.release()
@@ -384,6 +392,18 @@ async def start(
     finally:
         if release is not None:
             release()
+
+
+async def _claim(c: cluster.Cluster, user: AbstractBaseUser, prepared: Prepared, client_id: uuid.UUID) -> None:
+    """Several processes: record this one as the answer's owner first, or refuse the send."""
+    try:
+        await c.claim(user.pk, prepared.start.conversation.id, prepared.start.assistant.id)
+    except cluster.Unavailable:
+        raise FrameError(
+            "unavailable",
+            "Parley's servers cannot coordinate right now, so your message was not sent. Try again in a moment.",
+            client_id,
+        ) from None
 
 
 def _checked(

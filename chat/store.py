@@ -185,7 +185,7 @@ def save_answer_start(start: NewAnswer) -> None:
         if start.continues:
             sql.update(
                 Message, {"id": start.assistant.id}, status=Status.STREAMING, reason="", error_kind="",
-                error_message="", error_ref="", updated=now,
+                error_message="", error_ref="", worker=start.assistant.worker, updated=now,
             )
             start.assistant.status = Status.STREAMING
         elif start.new_user_message:
@@ -213,8 +213,8 @@ def save_answer_starts(starts: list[NewAnswer]) -> list[Exception | None]:
     sql.update_rows(Conversation, ("model", "updated"), ("id",),
                     [(s.conversation.model_id, now, s.conversation.id) for s in starts if not s.is_new_conversation])
     sql.update_rows(
-        Message, ("status", "reason", "error_kind", "error_message", "error_ref", "updated"), ("id",),
-        [(Status.STREAMING, "", "", "", "", now, s.assistant.id) for s in starts if s.continues],
+        Message, ("status", "reason", "error_kind", "error_message", "error_ref", "worker", "updated"), ("id",),
+        [(Status.STREAMING, "", "", "", "", s.assistant.worker, now, s.assistant.id) for s in starts if s.continues],
     )
     rows: list[Message] = []
     for s in starts:
@@ -281,12 +281,14 @@ finishes: Batch[tuple[uuid.UUID, uuid.UUID, Outcome, UsageRecord | None], None] 
 )
 
 
-def do_recover_orphans() -> int:
+def do_recover_orphans(only_unowned: bool = False) -> int:
     """Mark answers left `streaming` by a process that died as incomplete.
 
-    Run at start-up, before this process serves anything. (With several processes this
-    must only touch the dead process's messages; see docs/architecture.md.)
+    Run at start-up, before this process serves anything. With several processes
+    (`only_unowned`) only answers no process has claimed: the others' belong to the living
+    or to chat.janitor.
     """
-    return Message.objects.filter(status=Status.STREAMING).update(
-        status=Status.INCOMPLETE, reason=Reason.SERVER_RESTART, updated=timezone.now()
-    )
+    streaming = Message.objects.filter(status=Status.STREAMING)
+    if only_unowned:
+        streaming = streaming.filter(worker="")
+    return streaming.update(status=Status.INCOMPLETE, reason=Reason.SERVER_RESTART, updated=timezone.now())

@@ -116,13 +116,15 @@ CHANNEL_LAYERS: dict[str, dict[str, object]] = {}
 # catalogue invalidation). Timeouts bound every command: a Redis that stops answering
 # costs a request a few seconds, never a hang.
 REDIS_URL = env.str("REDIS_URL", default="")
+# Prefix of Parley's keys and channels in Redis (several deployments may share one Redis).
+PARLEY_CACHE_PREFIX = env.str("PARLEY_CACHE_PREFIX", default="parley")
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
-            "KEY_PREFIX": env.str("PARLEY_CACHE_PREFIX", default="parley"),
+            "KEY_PREFIX": PARLEY_CACHE_PREFIX,
         }
     }
 else:
@@ -219,6 +221,11 @@ PARLEY_USER_MAX_SOCKETS = env.int("PARLEY_USER_MAX_SOCKETS", default=20)
 # Seconds a process trusts its copy of the model catalogue (see chat/catalog_cache.py):
 # admin changes in this process apply at once, changes from other processes within this.
 PARLEY_CATALOG_CACHE_SECONDS = env.float("PARLEY_CATALOG_CACHE_SECONDS", default=2.0)
+# Several Parley processes behind a load balancer share ownership of running answers, Stop,
+# resume and frames through Redis (chat/cluster.py). On by default when REDIS_URL is set.
+PARLEY_CLUSTER = env.bool("PARLEY_CLUSTER", default=bool(REDIS_URL))
+# This process's name in the cluster (default: pid and a random suffix, new at each start).
+PARLEY_WORKER_ID = env.str("PARLEY_WORKER_ID", default="")
 # Open sockets are checked this often for sessions that ended (logout, password change,
 # deactivation made anywhere); such sockets are closed and the page says "signed out".
 PARLEY_SESSION_CHECK_SECONDS = env.float("PARLEY_SESSION_CHECK_SECONDS", default=1.0)

@@ -35,9 +35,36 @@ def wait_for_port(port: int, timeout: float = 20) -> None:
     raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
 
 
+def fresh_postgres(base: str) -> str:
+    """A new empty database beside `base`'s; its URL."""
+    import uuid
+
+    import psycopg
+
+    server, _, _ = base.rpartition("/")
+    name = f"parley_live_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{server}/{name}"
+
+
+def drop_postgres(url: str) -> None:
+    import psycopg
+
+    server, _, name = url.rpartition("/")
+    with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 class LiveServer:
+    """A Parley process of its own. Its database is a fresh SQLite file, or — when the
+    environment names a PostgreSQL DATABASE_URL (`make test-postgres`) — a fresh database
+    made on that server and dropped afterwards; `extra_env` naming DATABASE_URL shares that
+    one (several processes of one deployment)."""
+
     def __init__(self, extra_env: dict[str, str] | None = None) -> None:
         self.dir = tempfile.mkdtemp(prefix="parley-live-")
+        self.made_db: str | None = None
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -50,6 +77,8 @@ class LiveServer:
             **(extra_env or {}),
         }
         self.env.pop("DJANGO_SETTINGS_MODULE", None)
+        if self.env.get("DATABASE_URL") and "DATABASE_URL" not in (extra_env or {}):
+            self.env["DATABASE_URL"] = self.made_db = fresh_postgres(self.env["DATABASE_URL"])
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = os.path.join(self.dir, "server.log")
 
@@ -69,9 +98,10 @@ class LiveServer:
             f"from django.contrib.auth.models import User; User.objects.{make}({username!r}, password={password!r})",
         )
 
-    def start(self) -> LiveServer:
-        self.manage("migrate", "--noinput")
-        log = open(self.log_path, "wb")
+    def start(self, migrate: bool = True) -> LiveServer:
+        if migrate:
+            self.manage("migrate", "--noinput")
+        log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -114,10 +144,33 @@ class LiveServer:
     def log(self) -> str:
         return Path(self.log_path).read_text(errors="replace")
 
-    def stop(self) -> None:
+    def stop(self, keep_data: bool = False) -> None:
+        """SIGTERM (a graceful drain); the database it made goes too unless `keep_data` (a restart)."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        if self.made_db and not keep_data:
+            drop_postgres(self.made_db)
+            self.made_db = None
+
+    def kill(self) -> None:
+        """kill -9: no drain, no goodbye (what a crash or the OOM killer does)."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    # --- reading its database, whichever it is -----------------------------------------------
+    def sql(self, query: str, *args: object) -> list[tuple[object, ...]]:
+        """Run one statement on the server's database (`?` placeholders) and return its rows."""
+        url = self.env.get("DATABASE_URL")
+        if url:
+            import psycopg
+
+            with psycopg.connect(url, autocommit=True) as conn:
+                cursor = conn.execute(query.replace("?", "%s"), args)  # type: ignore[arg-type]
+                return list(cursor.fetchall()) if cursor.description else []
+        with sqlite3.connect(self.env["SQLITE_PATH"]) as db:
+            return db.execute(query, args).fetchall()

@@ -238,7 +238,7 @@ async def test_with_redis_a_rate_limit_survives_a_restart(fake_server: FakeProvi
         await early_in_a_minute()
         for _ in range(2):
             assert (await tab.ask(live.model))["end"]["status"] == "complete"  # type: ignore[attr-defined]
-        live.stop()
+        live.stop(keep_data=True)
         live.start()  # the same database and Redis, a new process
         tab = await Tab.open(live, cookie)
         refused = (await tab.ask(live.model))["end"]  # type: ignore[attr-defined]

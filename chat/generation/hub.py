@@ -13,6 +13,9 @@ Deliver = Callable[[str | int], None]
 class Hub:
     def __init__(self) -> None:
         self._sockets: dict[int, set[Deliver]] = {}
+        # Where a frame also goes for the user's sockets in other processes (chat.cluster sets
+        # it when several processes share the work); None in one process.
+        self.relay: Callable[[int, str], None] | None = None
 
     def subscribe(self, user_id: int, deliver: Deliver) -> None:
         self._sockets.setdefault(user_id, set()).add(deliver)
@@ -25,9 +28,15 @@ class Hub:
                 del self._sockets[user_id]
 
     def publish(self, user_id: int, frame: Frame) -> None:
+        text = frame.json()
+        self.publish_text(user_id, text)
+        if self.relay is not None:
+            self.relay(user_id, text)
+
+    def publish_text(self, user_id: int, text: str) -> None:
+        """To this process's sockets of the user only (what other processes forward lands here)."""
         sockets = self._sockets.get(user_id)
         if sockets:
-            text = frame.json()
             for deliver in tuple(sockets):
                 deliver(text)
 

@@ -93,3 +93,6 @@ class Sink(Protocol):
 
     def finished(self, outcome: Outcome) -> None:
         """The final state is saved and announced (titles, metering hang off this)."""
+
+    def closed(self) -> None:
+        """The generation is over, however it ended (saved or not): let go of what it held."""

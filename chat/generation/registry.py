@@ -93,6 +93,9 @@ class Registry:
         return release
 
     # --- running answers ----------------------------------------------------------------
+    def running(self) -> list[Generation]:
+        return list(self._by_message.values())
+
     def get_by_message(self, message_id: uuid.UUID) -> Generation | None:
         return self._by_message.get(message_id)
 
@@ -123,6 +126,7 @@ class Registry:
         try:
             await generation.run()
         finally:
+            generation.sink.closed()
             if generation.on_end is not None:
                 asyncio.get_running_loop().run_in_executor(None, generation.on_end)
             if generation.time_limit is not None:

@@ -101,6 +101,8 @@ class Message(models.Model):
     error_ref = models.CharField(max_length=16, blank=True)
     # Delta frames already folded into `content` (for resuming a stream after a checkpoint).
     seq = models.PositiveIntegerField(default=0)
+    # The process generating it, while `streaming` (chat.janitor recovers a dead one's answers).
+    worker = models.CharField(max_length=40, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from chat import cluster, janitor
 from chat.crypto import stale_secrets_help
 from chat.store import do_recover_orphans
 
@@ -36,7 +37,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, host: str, port: int, grace: float, access_log: bool, **options: Any) -> None:
         _refuse_undecryptable_secrets()
-        recovered = do_recover_orphans()
+        shared = cluster.configure()
+        # Alone, every answer left `streaming` was this process's, killed: mark them now. With
+        # other processes, only unowned ones; a dead process's answers are the janitor's.
+        recovered = do_recover_orphans(only_unowned=shared is not None)
         if recovered:
             self.stdout.write(f"Marked {recovered} interrupted answer(s) as incomplete (server_restart).")
         # Importing daphne.server installs Twisted's asyncio reactor: only now, never at import time.
@@ -70,6 +74,17 @@ class Command(BaseCommand):
             await registry.shutdown(grace)
             hub.close_all(1012)
             await asyncio.sleep(0.3)  # let the close frames reach the wire
+            if shared is not None:
+                await shared.stop()
+
+        if shared is not None:
+            def join() -> None:
+                loop = private_apis.asyncio_loop(reactor)
+                loop.create_task(shared.start())
+                loop.create_task(janitor.run(shared))
+
+            reactor.callWhenRunning(join)  # type: ignore[attr-defined]
+            self.stdout.write(f"Sharing the work with other processes through Redis as {shared.worker_id}.")
 
         def begin_shutdown() -> None:
             if stopping:
