@@ -9,7 +9,7 @@ PORT ?= 8000
 WHEEL_CACHE ?= $(HOME)/.cache/parley/wheels
 LLAMA_CPP_VERSION ?= 0.3.36
 
-.PHONY: run test install install-test vendor browser llama-server bench profile demo lint lint-js clean
+.PHONY: run test test-postgres install install-test vendor browser balancer llama-server bench profile demo lint lint-js clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -61,6 +61,14 @@ browser:
 	  else echo "Chromium is missing: sudo apt-get install chromium chromium-driver" >&2; exit 1; fi; \
 	fi
 
+# Several processes are tested behind Debian's nginx (tests/cluster/); install it when missing.
+balancer:
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light; \
+	  else echo "nginx is missing: sudo apt-get install nginx-light" >&2; exit 1; fi; \
+	fi
+
 # A real OpenAI-compatible server (llama-cpp-python) for the self-hosted test; the wheel
 # is built once and cached in $(WHEEL_CACHE).
 llama-server: install-test
@@ -73,8 +81,15 @@ llama-server: install-test
 	  $(BIN)/pip install -q $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl 'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)' --find-links $(WHEEL_CACHE); \
 	fi
 
-test: install-test browser llama-server vendor
+# Lint first, then every test: SQLite, real Chromium, real nginx, PostgreSQL and Redis.
+test: lint browser balancer llama-server vendor
 	$(BIN)/python -m pytest
+
+# The suite again on PostgreSQL (CI runs it too): every test but the browser ones and those
+# of SQLite itself. Each live server gets a database of its own on this server.
+PG_URL ?= postgres://postgres@127.0.0.1:5432/parley
+test-postgres: install-test balancer llama-server vendor
+	DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -m "not browser" --ignore=tests/browser --ignore=tests/browser_local
 
 bench: install-test browser vendor
 	$(BIN)/python -m bench

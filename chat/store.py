@@ -281,14 +281,14 @@ finishes: Batch[tuple[uuid.UUID, uuid.UUID, Outcome, UsageRecord | None], None] 
 )
 
 
-def do_recover_orphans(only_unowned: bool = False) -> int:
+def do_recover_orphans(me: str | None = None) -> int:
     """Mark answers left `streaming` by a process that died as incomplete.
 
-    Run at start-up, before this process serves anything. With several processes
-    (`only_unowned`) only answers no process has claimed: the others' belong to the living
-    or to chat.janitor.
+    Run at start-up, before this process serves anything. With several processes (`me` is
+    this one's name) only answers nobody claimed and this name's own from a previous life
+    (a fresh process owns nothing yet): the others' belong to the living or to chat.janitor.
     """
     streaming = Message.objects.filter(status=Status.STREAMING)
-    if only_unowned:
-        streaming = streaming.filter(worker="")
+    if me is not None:
+        streaming = streaming.filter(worker__in=("", me))
     return streaming.update(status=Status.INCOMPLETE, reason=Reason.SERVER_RESTART, updated=timezone.now())

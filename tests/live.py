@@ -35,6 +35,19 @@ def wait_for_port(port: int, timeout: float = 20) -> None:
     raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
 
 
+def _uuid_arg(value: object, postgres: bool) -> object:
+    import uuid
+
+    if isinstance(value, str) and len(value) in (32, 36):
+        try:
+            value = uuid.UUID(value)
+        except ValueError:
+            return value
+    if isinstance(value, uuid.UUID):
+        return str(value) if postgres else value.hex
+    return value
+
+
 def fresh_postgres(base: str) -> str:
     """A new empty database beside `base`'s; its URL."""
     import uuid
@@ -164,8 +177,13 @@ class LiveServer:
 
     # --- reading its database, whichever it is -----------------------------------------------
     def sql(self, query: str, *args: object) -> list[tuple[object, ...]]:
-        """Run one statement on the server's database (`?` placeholders) and return its rows."""
+        """Run one statement on the server's database (`?` placeholders) and return its rows.
+
+        UUID arguments may be given as UUIDs or strings in any form: SQLite stores them as
+        32 hex digits, PostgreSQL as its own type.
+        """
         url = self.env.get("DATABASE_URL")
+        args = tuple(_uuid_arg(a, bool(url)) for a in args)
         if url:
             import psycopg
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -68,8 +67,7 @@ async def first_of(ws: Any, kinds: set[str], timeout: float = 10) -> dict[str, A
 
 
 def db(live: LiveServer, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(live.env["SQLITE_PATH"]) as conn:
-        return conn.execute(sql, args).fetchall()
+    return live.sql(sql, *args)
 
 
 def shell(live: LiveServer, code: str) -> str:
@@ -221,7 +219,7 @@ async def test_every_answer_is_metered_with_its_tokens_timing_model_and_source(s
     source, tokens_in, tokens_out, estimated, ttft, duration, model, provider, status, message = rows[0]
     assert (source, tokens_in, tokens_out, estimated, status) == ("chat", 21, 2, 0, "complete")
     assert ttft >= 100 and duration >= ttft and (model, provider) == ("fake-model", "fake")
-    assert uuid.UUID(message) == uuid.UUID(end["message"])
+    assert uuid.UUID(str(message)) == uuid.UUID(end["message"])
 
 
 # ---- across restarts and processes -----------------------------------------------------------

@@ -370,20 +370,17 @@ def _stuck_reader_asking_big(live: Any, cookie: str, model: str) -> Any:
 
 def _answer_to_big(live: Any) -> tuple[str, int] | None:
     """(status, length) of the answer to the message "big", once it has stopped streaming."""
-    db = sqlite3.connect(live.env["SQLITE_PATH"])
     row = None
-    try:
-        for _ in range(300):  # 30 s
-            row = db.execute(
-                "select a.status, length(a.content) from chat_message a join chat_message u "
-                "on a.parent_id = u.id where u.content = 'big'"
-            ).fetchone()
-            if row and row[0] != "streaming":
-                break
-            time.sleep(0.1)
-    finally:
-        db.close()
-    return row
+    for _ in range(300):  # 30 s
+        rows = live.sql(
+            "select a.status, length(a.content) from chat_message a join chat_message u "
+            "on a.parent_id = u.id where u.content = 'big'"
+        )
+        row = rows[0] if rows else None
+        if row and row[0] != "streaming":
+            break
+        time.sleep(0.1)
+    return row  # type: ignore[return-value]
 
 
 def test_a_client_that_stops_reading_does_not_slow_another_users_stream(fake_server: FakeProvider) -> None:
@@ -517,6 +514,7 @@ def db_retries_logged() -> Iterator[list[logging.LogRecord]]:
         logger.removeHandler(handler)
 
 
+@pytest.mark.sqlite
 async def test_a_checkpoint_during_a_brief_lock_is_retried_and_the_answer_saved(
     alice: Any,
     fake_model: ChatModel,
@@ -547,6 +545,7 @@ async def test_a_checkpoint_during_a_brief_lock_is_retried_and_the_answer_saved(
 # OperationalError, the generation task dies, and no `end` is ever sent.
 
 
+@pytest.mark.sqlite
 async def test_a_final_write_that_cannot_be_saved_is_reported_as_failed_not_left_hanging(
     alice: Any,
     fake_model: ChatModel,
@@ -568,6 +567,7 @@ async def test_a_final_write_that_cannot_be_saved_is_reported_as_failed_not_left
     )
 
 
+@pytest.mark.sqlite
 async def test_an_answer_whose_final_write_failed_is_saved_once_the_database_is_back(
     alice: Any,
     fake_model: ChatModel,
@@ -588,6 +588,7 @@ async def test_an_answer_whose_final_write_failed_is_saved_once_the_database_is_
     assert answer.status != "streaming"
 
 
+@pytest.mark.sqlite
 async def test_a_send_that_cannot_be_saved_gets_an_error_not_silence(
     alice: Any,
     fake_model: ChatModel,
@@ -613,6 +614,7 @@ async def test_a_send_that_cannot_be_saved_gets_an_error_not_silence(
     assert not await Message.objects.filter(status="streaming").aexists()
 
 
+@pytest.mark.sqlite
 async def test_twenty_streams_through_a_database_is_locked_storm_lose_no_write(
     alice: Any,
     fake_model: ChatModel,
@@ -753,11 +755,7 @@ def test_after_a_hard_kill_the_restarted_server_marks_the_answer_incomplete(
         live.process.kill()
         live.process.wait(5)
         live.start()  # the same database: start-up recovery runs first
-        db = sqlite3.connect(live.env["SQLITE_PATH"])
-        status, reason, content = db.execute(
-            "select status, reason, content from chat_message where id = ?", (answer_id.replace("-", ""),)
-        ).fetchone()
-        db.close()
+        status, reason, content = live.sql("select status, reason, content from chat_message where id = ?", answer_id)[0]
     finally:
         live.stop()
     assert (status, reason) == ("incomplete", "server_restart")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sqlite3
 import time
 import uuid
 from typing import Any
@@ -59,10 +58,7 @@ def test_sigterm_saves_running_answers_and_closes_sockets_with_1012(fake_server:
     assert end is not None and (end["status"], end["reason"]) == ("incomplete", "server_restart")
     assert close_code == 1012
     assert fake_server.requests[-1].client_disconnected.wait(2)
-    db = sqlite3.connect(live.env["SQLITE_PATH"])
-    status, reason, content = db.execute(
-        "select status, reason, content from chat_message where role='assistant'"
-    ).fetchone()
+    status, reason, content = live.sql("select status, reason, content from chat_message where role='assistant'")[0]
     assert (status, reason) == ("incomplete", "server_restart")
     assert content == seen and content.startswith("w0 ")
 

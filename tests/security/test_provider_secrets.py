@@ -97,6 +97,7 @@ async def test_a_gateway_token_piped_in_never_shows_in_the_process_list_and_reac
     assert fake.requests[-1].headers["x-team"] == "blue"
 
 
+@pytest.mark.sqlite  # reads the database's own files
 async def test_a_header_named_by_an_environment_variable_is_read_at_call_time_and_never_stored(
     server: LiveServer, fake: FakeProvider, alice: Visitor
 ) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import sqlite3
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -183,8 +182,7 @@ async def test_a_send_on_a_socket_whose_session_ended_is_refused_before_any_upst
         fake_server.reset()
         (cookie,) = make_sessions(live, 1)
         tab = await Tab.open(live, cookie)
-        with sqlite3.connect(live.env["SQLITE_PATH"]) as db:
-            db.execute("delete from django_session")
+        live.sql("delete from django_session")
         await tab.ws.send(json.dumps({"type": "send", "client_id": str(uuid.uuid4()), "conversation": None,
                                       "model": model_id(live), "content": "still there?"}))
         assert await closed_with(tab.ws) == SESSION_CHANGED
@@ -228,8 +226,7 @@ async def test_a_huge_system_prompt_on_the_socket_is_refused_and_nothing_is_stor
     error = await frame_of(tab.ws, "error")
     assert error["code"] == "too_large"
     assert fake.requests == []
-    with sqlite3.connect(server.env["SQLITE_PATH"]) as db:
-        assert db.execute("select count(*) from chat_conversation where length(system_prompt) > 20000").fetchone() == (0,)
+    assert server.sql("select count(*) from chat_conversation where length(system_prompt) > 20000") == [(0,)]
 
 
 async def test_a_model_id_that_is_not_a_uuid_is_an_unavailable_model(server: LiveServer) -> None:
@@ -341,15 +338,14 @@ async def test_an_unexpected_failure_starting_an_answer_is_an_error_with_a_refer
     # A provider secret that no longer decrypts (written by another process, say): the
     # send must be answered, not the socket dropped.
     server.manage("provider", "add", "broken", "--kind", "openai", "--base-url", fake.url + "/v1", "--model", "broken-model")
-    with sqlite3.connect(server.env["SQLITE_PATH"]) as db:
-        db.execute("update chat_provider set extra_headers_encrypted = 'not-a-fernet-token' where name = 'broken'")
-        broken = db.execute(
-            "select m.id from chat_chatmodel m join chat_provider p on m.provider_id = p.id where p.name = 'broken'"
-        ).fetchone()[0]
+    server.sql("update chat_provider set extra_headers_encrypted = 'not-a-fernet-token' where name = 'broken'")
+    broken = server.sql(
+        "select m.id from chat_chatmodel m join chat_provider p on m.provider_id = p.id where p.name = 'broken'"
+    )[0][0]
     (cookie,) = users(server)
     tab = await Tab.open(server, cookie)
     await tab.ws.send(json.dumps({"type": "send", "client_id": str(uuid.uuid4()), "conversation": None,
-                                  "model": str(uuid.UUID(broken)), "content": "hi"}))
+                                  "model": str(uuid.UUID(str(broken))), "content": "hi"}))
     error = await frame_of(tab.ws, "error")
     assert error["code"] == "unavailable" and error["ref"] in error["message"]
     assert await still_answers(tab.ws)

@@ -40,7 +40,7 @@ class Command(BaseCommand):
         shared = cluster.configure()
         # Alone, every answer left `streaming` was this process's, killed: mark them now. With
         # other processes, only unowned ones; a dead process's answers are the janitor's.
-        recovered = do_recover_orphans(only_unowned=shared is not None)
+        recovered = do_recover_orphans(me=shared.worker_id if shared is not None else None)
         if recovered:
             self.stdout.write(f"Marked {recovered} interrupted answer(s) as incomplete (server_restart).")
         # Importing daphne.server installs Twisted's asyncio reactor: only now, never at import time.
