@@ -3,15 +3,17 @@
 Building a query costs Django about a millisecond of Python on this kind of machine, far
 more than SQLite takes to run it; a burst of a hundred sends made several hundred of
 them. These helpers build each statement's SQL once per model and field list, and still
-convert every value the way the model's fields do (`get_db_prep_save`), so what they
-write is exactly what `Model.save()` would — on SQLite and PostgreSQL alike. Everything
-else uses the ORM.
+convert every value the way the model's fields do, so what they write is exactly what
+`Model.save()` would — on SQLite and PostgreSQL alike. For the plain field types the
+conversion is looked up once per field (`_converter`); anything else goes through the
+field's own `get_db_prep_save`. Everything else uses the ORM.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
@@ -24,13 +26,50 @@ def _db() -> BaseDatabaseWrapper:
     return connections[DEFAULT_DB_ALIAS]
 
 
+_SAME = ("CharField", "TextField", "SlugField", "URLField", "EmailField", "IntegerField", "BigIntegerField",
+         "PositiveIntegerField", "PositiveBigIntegerField", "PositiveSmallIntegerField", "SmallIntegerField",
+         "FloatField", "BooleanField")
+
+
 @functools.cache
-def _insert_sql(model: type[models.Model], vendor: str) -> tuple[str, tuple[models.Field[Any, Any], ...]]:
+def _converter(field: models.Field[Any, Any], vendor: str) -> Callable[[Any], Any]:
+    """Python value → database value, as `field.get_db_prep_save` would make it."""
+    db = _db()
+    target = field.target_field if field.is_relation else field  # type: ignore[attr-defined]
+    kind = target.get_internal_type()
+    if kind in _SAME:
+        return _same
+    if kind == "UUIDField":
+        if db.features.has_native_uuid_field:
+            return _same
+        return _uuid_hex
+    if kind == "DateTimeField" and field.get_internal_type() == "DateTimeField":
+        return db.ops.adapt_datetimefield_value  # type: ignore[no-any-return]
+    return lambda value: field.get_db_prep_save(value, db)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _uuid_hex(value: Any) -> Any:
+    if value is None:
+        return None
+    return value.hex if isinstance(value, uuid.UUID) else uuid.UUID(str(value)).hex
+
+
+@functools.cache
+def _insert_plan(model: type[models.Model], vendor: str) -> tuple[str, tuple[tuple[str, bool, Callable[[Any], Any], models.Field[Any, Any]], ...]]:
     fields = tuple(f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField)))
     quote = _db().ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
     marks = ", ".join(["%s"] * len(fields))
-    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({marks})", fields
+    # (attribute, whether pre_save computes it (auto_now...), converter, field)
+    plan = tuple(
+        (f.attname, bool(getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)), _converter(f, vendor), f)
+        for f in fields
+    )
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({marks})", plan
 
 
 def insert(objs: Sequence[models.Model]) -> None:
@@ -38,8 +77,11 @@ def insert(objs: Sequence[models.Model]) -> None:
     if not objs:
         return
     db = _db()
-    sql, fields = _insert_sql(type(objs[0]), db.vendor)
-    params = [[f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in fields] for obj in objs]
+    sql, plan = _insert_plan(type(objs[0]), db.vendor)
+    params = [
+        [convert(f.pre_save(obj, add=True) if computed else getattr(obj, attname)) for attname, computed, convert, f in plan]
+        for obj in objs
+    ]
     with db.cursor() as cursor:
         if len(params) == 1:
             cursor.execute(sql, params[0])
@@ -65,8 +107,8 @@ def update(model: type[models.Model], where: dict[str, Any], /, **values: Any) -
     names, keys = tuple(values), tuple(where)
     sql = _update_sql(model, names, keys, db.vendor)
     meta = model._meta
-    params = [meta.get_field(n).get_db_prep_save(values[n], db) for n in names]
-    params += [meta.get_field(k).get_db_prep_value(where[k], db) for k in keys]
+    params = [_converter(meta.get_field(n), db.vendor)(values[n]) for n in names]
+    params += [_converter(meta.get_field(k), db.vendor)(where[k]) for k in keys]
     with db.cursor() as cursor:
         cursor.execute(sql, params)
         return int(cursor.rowcount)
@@ -78,12 +120,8 @@ def update_rows(model: type[models.Model], names: tuple[str, ...], where: tuple[
         return
     db = _db()
     sql = _update_sql(model, names, where, db.vendor)
-    fields = [model._meta.get_field(n) for n in names + where]
-    params = [
-        [f.get_db_prep_save(v, db) if i < len(names) else f.get_db_prep_value(v, db)
-         for i, (f, v) in enumerate(zip(fields, row, strict=True))]
-        for row in rows
-    ]
+    converters = [_converter(model._meta.get_field(n), db.vendor) for n in names + where]
+    params = [[convert(v) for convert, v in zip(converters, row, strict=True)] for row in rows]
     with db.cursor() as cursor:
         cursor.executemany(sql, params)
 

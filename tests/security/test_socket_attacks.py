@@ -94,7 +94,7 @@ async def still_answers(ws: Any) -> bool:
 
 def csrf_post(server: LiveServer, cookie: str, path: str, **kwargs: Any) -> httpx.Response:
     """A POST as the page makes it: session cookie, CSRF cookie and header."""
-    with httpx.Client(base_url=server.url, headers={"Cookie": cookie}) as client:
+    with httpx.Client(base_url=server.url, headers={"Cookie": cookie}, timeout=60) as client:
         client.get("/settings/")  # a form page: it sets the CSRF cookie
         token = client.cookies.get("csrftoken") or ""
         headers = {"X-CSRFToken": token, "Cookie": f"{cookie}; csrftoken={token}", "Referer": server.url + "/"}
