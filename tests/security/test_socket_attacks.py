@@ -162,7 +162,7 @@ async def test_changing_your_own_password_keeps_this_session_and_ends_the_others
 
 
 def _sign_in(server: LiveServer, username: str, password: str) -> str:
-    with httpx.Client(base_url=server.url) as client:
+    with httpx.Client(base_url=server.url, timeout=60) as client:
         page = client.get("/accounts/login/")
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
         assert token
