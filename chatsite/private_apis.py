@@ -174,3 +174,38 @@ def allow_service_restart_close_code() -> None:
             original(self, code)
 
     WebSocketProtocol.serverClose = server_close
+
+
+def direct_text_sender(send: Any) -> Any:
+    """A plain function that sends one text frame straight to Daphne, or None.
+
+    A consumer's ``send`` is a chain of coroutines: Channels' session middleware (which does
+    nothing for WebSocket frames: it saves sessions on ``http.response.start`` only), then
+    Daphne's ``handle_reply`` (a ``functools.partial`` holding the protocol), which checks
+    that the connection is still there and calls ``serverSend``. None of it awaits anything,
+    yet a frame through it cost a task switch and four coroutine frames; a token is often a
+    frame of its own. This walks that chain (``InstanceSessionWrapper.real_send``, the
+    partial's ``args[0]``, ``DaphneServer.connections``) and returns None if it is not what
+    was tested, so callers fall back to the ordinary ``await send(...)``.
+    """
+    import functools
+
+    session = getattr(send, "__self__", None)
+    real = getattr(session, "real_send", None)
+    if type(session).__name__ != "InstanceSessionWrapper" or not isinstance(real, functools.partial):
+        return None
+    server = getattr(real.func, "__self__", None)
+    if getattr(real.func, "__name__", "") != "handle_reply" or server is None or len(real.args) != 1:
+        return None
+    protocol = real.args[0]
+    connections = getattr(server, "connections", None)
+    if not isinstance(connections, dict) or not hasattr(protocol, "serverSend"):
+        return None
+
+    def send_text(text: str) -> None:
+        state = connections.get(protocol)
+        if state is None or state.get("disconnected"):
+            return  # what handle_reply does for a connection that has gone
+        protocol.serverSend(text, False)
+
+    return send_text

@@ -231,3 +231,35 @@ def test_a_write_with_nothing_queued_is_sent_at_once_and_a_backlog_keeps_its_ord
     assert private_apis.unsent_bytes(at_once) == 12
     at_once.doWrite()  # type: ignore[attr-defined]
     assert peer.recv(20) == b"first second"
+
+
+def test_a_consumers_send_still_leads_through_the_session_wrapper_to_daphnes_protocol() -> None:
+    """What direct_text_sender walks: Channels' InstanceSessionWrapper, Daphne's partial."""
+    import functools
+
+    from channels.sessions import InstanceSessionWrapper
+    from daphne.server import Server
+
+    from chatsite.private_apis import direct_text_sender
+
+    sent: list[tuple[str, bool]] = []
+
+    class Protocol:
+        def serverSend(self, content: str, binary: bool = False) -> None:  # noqa: N802 (Daphne's name)
+            sent.append((content, binary))
+
+    protocol = Protocol()
+    server = Server.__new__(Server)
+    server.connections = {protocol: {}}
+    wrapper = InstanceSessionWrapper.__new__(InstanceSessionWrapper)
+    wrapper.real_send = functools.partial(server.handle_reply, protocol)
+    assert "real_send" in InstanceSessionWrapper.__init__.__code__.co_names, broke(
+        "channels", "InstanceSessionWrapper no longer keeps the inner send as real_send"
+    )
+    send_text = direct_text_sender(wrapper.send)
+    assert send_text is not None, broke("channels/daphne", "the send chain is no longer session wrapper → handle_reply")
+    send_text("hello")
+    server.connections[protocol]["disconnected"] = True
+    send_text("gone")
+    assert sent == [("hello", False)]
+    assert direct_text_sender(lambda message: None) is None
