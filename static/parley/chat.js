@@ -174,6 +174,17 @@ async function send(content, parent) {
   messages.add(mine);
   refreshComposer();
   if (inBrowser.owns(picker.value)) return sendInBrowser(mine, startedIn, parent);
+  const limit = data.limits?.message_chars ?? Infinity;
+  if (content.length > limit) {
+    // Said here, in the server's words: a frame the server cannot take is never sent.
+    mine.update({ status: "error", error: { kind: "too_large",
+      message: `The message is longer than ${limit.toLocaleString("en")} characters. Shorten it.` } });
+    messages.changed(mine);
+    if (!prompt.value) prompt.value = content;
+    sending = false;
+    refreshComposer();
+    return;
+  }
   if (isDevice(startedIn?.id)) {
     // A device-only chat is answered only in this browser: never let it reach the server.
     mine.update({ status: "error", error: { kind: "refused", message: "This chat is kept on this device only: pick an in-browser model to answer it." } });
