@@ -304,13 +304,19 @@ async def test_a_big_import_does_not_hold_up_another_users_send(server: LiveServ
 async def test_resume_at_the_latest_seq_still_gets_one_replace(server: LiveServer, fake: FakeProvider) -> None:
     (cookie,) = users(server)
     tab = await Tab.open(server, cookie)
-    fake.enqueue(Script(tokens=["all ", "of ", "it"]))
-    answer = await tab.ask(server.model)  # type: ignore[attr-defined]
-    end = answer["end"]
-    await tab.ws.send(json.dumps({"type": "resume", "message": end["message"], "after_seq": end["seq"]}))
-    reply = await frame_of(tab.ws, "delta")
-    assert reply["replace"] is True and reply["text"] == "all of it" and reply["seq"] == end["seq"]
-    assert (await frame_of(tab.ws, "end"))["status"] == "complete"
+    fake.enqueue(Script(tokens=[f"t{i} " for i in range(40)], tokens_per_second=8))
+    await tab.ws.send(json.dumps({"type": "send", "client_id": str(uuid.uuid4()), "conversation": None,
+                                  "model": server.model, "content": "slowly"}))  # type: ignore[attr-defined]
+    first = await frame_of(tab.ws, "delta")
+    # Nothing missed: the tab is up to date, and asks anyway (as after a reconnect).
+    await tab.ws.send(json.dumps({"type": "resume", "message": first["message"], "after_seq": first["seq"]}))
+    async with asyncio.timeout(10):
+        while True:
+            frame = json.loads(await tab.ws.recv())
+            if frame["type"] == "delta" and frame.get("replace"):
+                break
+    assert frame["text"].startswith("t0 ") and frame["seq"] >= first["seq"]
+    await tab.ws.send(json.dumps({"type": "stop", "conversation": first["conversation"]}))
 
 
 async def test_two_tabs_sending_the_same_new_message_at_once_make_one_upstream_call(
