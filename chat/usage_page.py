@@ -91,6 +91,7 @@ def usage_page(request: HttpRequest) -> HttpResponse:
     return render(request, "chat/usage.html", {
         "form": form, "report": found, "tables": tables, "usage_data": data, "time_zone": settings.TIME_ZONE,
         "costs": [(c, f"{found.totals.cost[c]:.4f}") for c in found.currencies],
+        "estimated_share": usage_report.percent(found.totals.estimated, found.totals.answers),
     })
 
 

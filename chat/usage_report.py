@@ -122,7 +122,7 @@ class Table:
         for key, m in self.rows:
             yield [
                 *key, number(m.answers), number(m.tokens_in), number(m.tokens_out), number(m.reasoning),
-                _percent(m.tokens, self.total_tokens), _percent(m.estimated, m.answers), number(m.cached),
+                percent(m.tokens, self.total_tokens), percent(m.estimated, m.answers), number(m.cached),
                 number(m.unpriced),
                 *(_money(m.cost[c], exact) if c in m.cost else "" for c in self.currencies),
             ]
@@ -138,7 +138,7 @@ class Table:
         }
 
 
-def _percent(part: int, whole: int) -> str:
+def percent(part: int, whole: int) -> str:
     return f"{100 * part / whole:.1f}" if whole else "0.0"
 
 

@@ -65,12 +65,21 @@ function config(name, series, colors) {
 /** @type {import("chart.js").Chart<"bar">[]} */
 const charts = [];
 
+// Bars across the page: as tall as their rows need, up to the height of the days' chart.
+const ROW_REM = 2.4;
+const AXES_REM = 5;
+const MAX_REM = 18;
+
 function draw() {
   const colors = palette();
   for (const canvas of document.querySelectorAll("canvas[data-chart]")) {
     const name = /** @type {HTMLCanvasElement} */ (canvas).dataset.chart ?? "";
     const series = data.charts?.[name];
-    if (series) charts.push(new Chart(/** @type {HTMLCanvasElement} */ (canvas), config(name, series, colors)));
+    if (!series) continue;
+    const box = /** @type {HTMLElement} */ (canvas.parentElement);
+    // Set through the CSSOM, which the page's CSP allows (it refuses style attributes in the HTML).
+    if (name !== "day") box.style.height = `${Math.min(MAX_REM, AXES_REM + ROW_REM * series.labels.length)}rem`;
+    charts.push(new Chart(/** @type {HTMLCanvasElement} */ (canvas), config(name, series, colors)));
   }
 }
 
