@@ -51,6 +51,7 @@ def main() -> None:
     # Optional sections contributed by other parts of the app (e.g. in-browser models).
     sections = (
         ("bench.load", "Load on one Daphne process"),
+        ("bench.metering", "Metering: the same answers with a usage record per answer and without"),
         ("bench.browser_render", "Browser rendering"),
         ("bench.local_models", "In-browser models"),
     )
