@@ -15,7 +15,8 @@ from django.test import Client
 from django.utils import timezone
 
 from chat import budgets
-from chat.models import Budget, ChatModel, Provider, UsageRecord
+from chat.models import BrowserModel, Budget, ChatModel, Provider, UsageRecord
+from tests.test_browser_models import client_for, exchange, post, smollm  # noqa: F401  (a fixture)
 from tests.usage_data import usage
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -95,3 +96,20 @@ def test_a_used_up_budget_says_new_messages_are_refused_until_it_resets(alice: U
     text = section(settings_page(alice), "usage-budgets", "</section>")
     assert "Daily budget (everyone's): 110 of 100 tokens used, 0 left." in text
     assert "Used up: new messages are refused until it resets at" in text
+
+
+@pytest.mark.usefixtures("smollm")
+def test_in_browser_answers_are_metered_free_and_never_counted_against_nor_refused_by_a_budget(
+    alice: User, models: Any
+) -> None:
+    model = BrowserModel.objects.get(weights_url__startswith="bundled:")
+    Budget.objects.create(user=alice, period="day", max_tokens=50)
+    UsageRecord.objects.bulk_create([usage(alice, models[0], tokens=(40, 20))])  # the budget is used up
+    assert budgets.standing(alice)[0].exceeded
+    response = post(client_for(alice), exchange(model, usage={"input_tokens": 700, "output_tokens": 300}))
+    assert response.status_code == 201, "a used-up budget never blocks the user's own device"
+    record = UsageRecord.objects.get(source="browser")
+    assert (record.input_tokens, record.output_tokens, record.cost, record.estimated) == (700, 300, 0, False)
+    assert budgets.standing(alice)[0].used_tokens == 60, "only the server's answers count"
+    periods = section(settings_page(alice), "usage-periods", "</table>")
+    assert "Answers 2 2 Tokens in 740 740 Tokens out 320 320" in periods
