@@ -46,9 +46,11 @@ def module_live(fake_server: FakeProvider) -> Iterator[LiveServer]:
     """Alice (who chats), root (who reads the usage page), and twelve days of others' usage.
 
     Budgets are read within PARLEY_CATALOG_CACHE_SECONDS of a change made in another
-    process (here: a test's shell); 0 makes the server see a new budget at once.
+    process (here: a test's shell); 0 makes the server see a new budget at once. Two
+    answers at once per user, so a third is refused.
     """
-    server = LiveServer({"PARLEY_USER_MESSAGES_PER_MINUTE": "0", "PARLEY_CATALOG_CACHE_SECONDS": "0"}).start()
+    server = LiveServer({"PARLEY_USER_MESSAGES_PER_MINUTE": "0", "PARLEY_CATALOG_CACHE_SECONDS": "0",
+                         "PARLEY_USER_MAX_ACTIVE_GENERATIONS": "2"}).start()
     server.create_user("alice", "alice-password-1")
     server.create_user("root", "root-password-1", superuser=True)
     server.manage(
@@ -212,3 +214,24 @@ def test_a_nearly_spent_budget_is_announced_and_a_used_up_one_refuses_the_next_m
     assert page.input_value("#prompt") == "Three, which I would rather not type again", "the composer kept the text"
     assert page.locator("#announcer").inner_text().startswith("You have reached your daily budget")
     assert len(fake_server.requests) == 2, "the refused message was never sent upstream"
+
+
+def test_a_third_answer_at_once_is_refused_in_plain_words_and_the_text_is_kept(
+    page: Any, live: LiveServer, fake_server: FakeProvider
+) -> None:
+    slow = Script(tokens=[f"w{i} " for i in range(40)], tokens_per_second=10)  # 4 s each
+    fake_server.enqueue(slow)
+    fake_server.enqueue(slow)
+    log_in(page, live)
+    for text in ("First long question", "Second long question"):
+        page.fill("#prompt", text)
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => document.querySelector('.message[data-role=assistant]')?.innerText.includes('w1')")
+        page.click("#new-chat")
+    page.fill("#prompt", "A third one at once")
+    page.keyboard.press("Enter")
+    refused = page.locator('.message[data-role="user"][data-status="error"]')
+    refused.wait_for()
+    assert "You already have 2 answers being generated. Wait for one to finish or stop one." in refused.inner_text()
+    assert page.input_value("#prompt") == "A third one at once"
+    assert len(fake_server.requests) == 2
