@@ -14,7 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import URLPattern, path
 from django.utils import timezone
 
@@ -47,7 +47,7 @@ class BudgetForm(forms.ModelForm):  # type: ignore[type-arg]
         return code
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         user, group, period = data.get("user"), data.get("group"), data.get("period")
         if user and group:
             raise forms.ValidationError("A budget is for one user, one group or everyone: choose a user or a group, not both.")
@@ -129,7 +129,7 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ["actor_name", "action", "target", "address"]
     date_hierarchy = "created"
     fields = ["created", "actor_name", "action", "target", "details", "address"]
-    readonly_fields = fields
+    readonly_fields = ["created", "actor_name", "action", "target", "details", "address"]
     list_per_page = 100
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -149,7 +149,7 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         export = path("export/", self.admin_site.admin_view(self.export_csv), name="chat_auditevent_export")
         return [export, *super().get_urls()]
 
-    def export_csv(self, request: HttpRequest) -> HttpResponse:
+    def export_csv(self, request: HttpRequest) -> HttpResponseBase:
         """The list as filtered and searched on the page (every page of it), as CSV."""
         if not self.has_view_permission(request):
             raise PermissionDenied

@@ -41,6 +41,7 @@ def record(
     if not settings.PARLEY_METERING:
         return None
     input_tokens, output_tokens = outcome.input_tokens or 0, outcome.output_tokens or 0
+    spent: Decimal | None
     if cached or source == Source.BROWSER:
         spent, currency = Decimal(0), (model.price_currency if model else "")
     else:

@@ -17,7 +17,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -36,7 +36,7 @@ class RangeForm(forms.Form):
     source = forms.ChoiceField(label="Asked from", required=False, choices=[("", "Everywhere"), *Source.choices])
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         start, end = data.get("start"), data.get("end")
         if start and end:
             if end < start:
@@ -63,7 +63,7 @@ def _check(user: Any) -> None:
 
 @require_GET
 @login_required
-def usage_page(request: HttpRequest) -> HttpResponse:
+def usage_page(request: HttpRequest) -> HttpResponseBase:
     _check(request.user)
     given = {k: request.GET[k] for k in ("start", "end", "source") if k in request.GET}
     form = RangeForm({**default_range(), **given})
