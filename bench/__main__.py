@@ -52,6 +52,7 @@ def main() -> None:
     sections = (
         ("bench.load", "Load on one Daphne process"),
         ("bench.cluster", "Load on 1, 2 and 3 processes behind nginx (PostgreSQL + Redis)"),
+        ("bench.metering", "Metering: the same answers with a usage record per answer and without"),
         ("bench.browser_render", "Browser rendering"),
         ("bench.local_models", "In-browser models"),
     )

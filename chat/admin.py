@@ -266,7 +266,9 @@ class ChatModelAdmin(admin.ModelAdmin):
             "description": "Thinking is asked for in each provider's own way; see docs/providers.md.",
         }),
         ("Limits and prices", {
-            "fields": ["context_window", "price_input_per_mtok", "price_output_per_mtok"],
+            "fields": ["context_window", "price_input_per_mtok", "price_output_per_mtok", "price_currency"],
+            "description": "An answer's cost is worked out from these prices when it is given, and kept: "
+                           "changing a price never changes what past answers cost.",
         }),
     ]
     search_fields = ["model_id", "display_name"]
@@ -276,3 +278,4 @@ class ChatModelAdmin(admin.ModelAdmin):
         return super().get_queryset(request).select_related("provider")
 import chat.admin_browser  # noqa: F401  (registers the in-browser model catalogue)
 import chat.admin_invites  # noqa: F401  (registers invite links)
+import chat.admin_usage  # noqa: F401  (registers budgets and the audit log)

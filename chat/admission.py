@@ -111,7 +111,8 @@ def admit(user: Any, registry: Registry) -> Ticket:
             seconds = settings.PARLEY_BUSY_RETRY_SECONDS
             raise Refused(Refusal(
                 "too_many_answers",
-                f"You already have {limit} answers being generated. Wait for one to finish or stop one.",
+                f"You already have {limit} answer{'s' if limit != 1 else ''} being generated. "
+                "Wait for one to finish or stop one.",
                 seconds,
             ))
         ticket.key = key

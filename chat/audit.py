@@ -2,8 +2,9 @@
 
 Recorded: sign-ins and failed sign-ins; providers created, changed (which fields; a key
 change as "key changed", never the key) and deleted; models enabled, disabled, priced or
-opened to other groups; budgets set or removed; users created, deactivated, reactivated,
-given or stripped of admin rights, and deleted; group memberships. The actor is the signed-in
+opened to other groups; budgets set, changed or removed; users created, deactivated,
+reactivated, given or stripped of admin rights or permissions, and deleted; group
+memberships; permissions given to or taken from groups. The actor is the signed-in
 user of the request that made the change (AuditMiddleware), or "system" (a management
 command, a shell).
 """
@@ -33,6 +34,7 @@ _PROVIDER_SECRETS = {"api_key_encrypted": "key changed", "extra_headers_encrypte
 _MODEL_FIELDS = ("model_id", "display_name", "enabled", "is_default", "price_input_per_mtok",
                  "price_output_per_mtok", "price_currency")
 _USER_FIELDS = ("is_active", "is_staff", "is_superuser")
+_BUDGET_FIELDS = ("user_id", "group_id", "period", "max_tokens", "max_cost", "currency")
 
 
 def client_address(request: HttpRequest) -> str | None:
@@ -156,10 +158,33 @@ def _user_groups(sender: Any, instance: Any, action: str, pk_set: set[int] | Non
     record("user.groups", f"user {instance.get_username()}", {"added" if action == "post_add" else "removed": names})
 
 
+def _permissions(sender: Any, instance: Any, action: str, pk_set: set[int] | None, **_: Any) -> None:
+    """Admin rights given or taken away, from a user or a group (e.g. who may see usage)."""
+    if action not in ("post_add", "post_remove"):
+        return
+    from django.contrib.auth.models import Group, Permission
+
+    perms = Permission.objects.filter(pk__in=pk_set or ()).select_related("content_type")
+    names = sorted(f"{p.content_type.app_label}.{p.codename}" for p in perms)
+    detail = {"added" if action == "post_add" else "removed": names}
+    if isinstance(instance, Group):
+        record("group.permissions", f"group {instance.name}", detail)
+    elif hasattr(instance, "get_username"):
+        record("user.permissions", f"user {instance.get_username()}", detail)
+
+
+def _budget_pre_save(sender: Any, instance: Budget, **_: Any) -> None:
+    _before(sender, instance, _BUDGET_FIELDS)
+
+
 def _budget_saved(sender: Any, instance: Budget, created: bool, **_: Any) -> None:
-    record("budget.set", f"budget {instance}", {
-        "max_tokens": instance.max_tokens, "max_cost": _plain(instance.max_cost), "currency": instance.currency,
-    })
+    if created:
+        record("budget.set", f"budget {instance}", {
+            "max_tokens": instance.max_tokens, "max_cost": _plain(instance.max_cost), "currency": instance.currency,
+        })
+    elif detail := _changes(instance, _BUDGET_FIELDS):
+        # An admin saving the form unchanged is not a change worth a line.
+        record("budget.set", f"budget {instance}", detail)
 
 
 def _signed_in(sender: Any, request: HttpRequest, user: Any, **_: Any) -> None:
@@ -173,6 +198,8 @@ def _sign_in_failed(sender: Any, credentials: dict[str, Any], request: HttpReque
 
 
 def connect_signals() -> None:
+    from django.contrib.auth.models import Group
+
     user_model = get_user_model()
     pairs: list[tuple[Any, Callable[..., None], Any, str]] = [
         (pre_save, _provider_pre_save, Provider, "provider-pre"),
@@ -186,6 +213,9 @@ def connect_signals() -> None:
         (post_save, _user_saved, user_model, "user-saved"),
         (post_delete, lambda instance, **_: record("user.deleted", f"user {instance.get_username()}"), user_model, "user-deleted"),
         (m2m_changed, _user_groups, user_model.groups.through, "user-groups"),
+        (m2m_changed, _permissions, user_model.user_permissions.through, "user-permissions"),
+        (m2m_changed, _permissions, Group.permissions.through, "group-permissions"),
+        (pre_save, _budget_pre_save, Budget, "budget-pre"),
         (post_save, _budget_saved, Budget, "budget-saved"),
         (post_delete, lambda instance, **_: record("budget.removed", f"budget {instance}"), Budget, "budget-deleted"),
     ]

@@ -5,6 +5,9 @@ group or per user; for each period the most specific wins (a user's own, else th
 generous of their groups', else everyone's). Periods follow the server's time zone
 (TIME_ZONE): a day budget starts over at midnight, a month budget on the first.
 
+Answers from in-browser models are metered but count against no budget: they run on the
+user's own device and spend nothing of the team's keys (and are never refused).
+
 A user with no budget costs nothing here: the budget table is kept per process for a
 moment (like the model catalogue) and usage is only summed for users who have one.
 """
@@ -24,7 +27,7 @@ from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from chat import catalog_cache
-from chat.models import Budget, Period, UsageRecord
+from chat.models import Budget, Period, Source, UsageRecord
 
 WARN_AT = 0.8  # the chat warns once an answer leaves less than a fifth of a budget
 
@@ -148,12 +151,9 @@ def standing(user: Any, now: datetime | None = None) -> list[Standing]:
     out = []
     for budget in budgets_for(user):
         start, resets_at = period_bounds(budget.period, now)
-        spent = UsageRecord.objects.filter(user=user, created__gte=start).aggregate(
-            tokens=Sum(F("input_tokens") + F("output_tokens")),
-        )
-        cost = UsageRecord.objects.filter(user=user, created__gte=start, currency=budget.currency).aggregate(
-            cost=Sum("cost")
-        )
+        counted = UsageRecord.objects.filter(user=user, created__gte=start).exclude(source=Source.BROWSER)
+        spent = counted.aggregate(tokens=Sum(F("input_tokens") + F("output_tokens")))
+        cost = counted.filter(currency=budget.currency).aggregate(cost=Sum("cost"))
         out.append(Standing(budget, int(spent["tokens"] or 0), Decimal(cost["cost"] or 0), resets_at))
     return out
 

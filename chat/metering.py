@@ -10,6 +10,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+
 from chat.generation.job import Outcome
 from chat.models import ChatModel, Source, UsageRecord
 
@@ -30,9 +32,16 @@ def cost(model: ChatModel | None, input_tokens: int, output_tokens: int) -> tupl
 def record(
     user: Any, source: str, model: ChatModel | None, outcome: Outcome, *,
     message_id: Any = None, cached: bool = False, model_name: str = "",
-) -> UsageRecord:
-    """The usage row for one answer (unsaved: it is written with the answer's final state)."""
+) -> UsageRecord | None:
+    """The usage row for one answer (unsaved: it is written with the answer's final state).
+
+    None only with PARLEY_METERING off, which exists so the benchmark can measure what
+    metering costs by taking it away.
+    """
+    if not settings.PARLEY_METERING:
+        return None
     input_tokens, output_tokens = outcome.input_tokens or 0, outcome.output_tokens or 0
+    spent: Decimal | None
     if cached or source == Source.BROWSER:
         spent, currency = Decimal(0), (model.price_currency if model else "")
     else:

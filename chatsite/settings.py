@@ -218,6 +218,9 @@ PARLEY_BUSY_RETRY_SECONDS = env.int("PARLEY_BUSY_RETRY_SECONDS", default=5)
 PARLEY_USER_MAX_ACTIVE_GENERATIONS = env.int("PARLEY_USER_MAX_ACTIVE_GENERATIONS", default=3)
 PARLEY_USER_MESSAGES_PER_MINUTE = env.int("PARLEY_USER_MESSAGES_PER_MINUTE", default=30)
 PARLEY_USER_MAX_SOCKETS = env.int("PARLEY_USER_MAX_SOCKETS", default=20)
+# For the benchmark only (bench/metering.py measures what metering costs): off, chat answers
+# write no usage record, so budgets never count them. Never turn it off in a deployment.
+PARLEY_METERING = env.bool("PARLEY_METERING", default=True)
 # Seconds a process trusts its copy of the model catalogue (see chat/catalog_cache.py):
 # admin changes in this process apply at once, changes from other processes within this.
 PARLEY_CATALOG_CACHE_SECONDS = env.float("PARLEY_CATALOG_CACHE_SECONDS", default=2.0)

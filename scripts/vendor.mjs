@@ -46,6 +46,11 @@ const LIBRARIES = [
     types: [["transformers.min.js", "@huggingface/transformers"]] },
   { package: "@mlc-ai/web-llm", dir: "web-llm", files: [["lib/index.js", "index.js"], ["LICENSE", "LICENSE"]],
     types: [["index.js", "@mlc-ai/web-llm"]] },
+  // The usage page's charts. The UMD build carries @kurkle/color inside it, so its licence too.
+  { package: "chart.js", dir: "chart.js",
+    files: [["dist/chart.umd.min.js", "chart.umd.min.js"], ["LICENSE.md", "LICENSE.md"],
+      ["../@kurkle/color/LICENSE.md", "LICENSE-kurkle-color.md"]],
+    types: [["chart.umd.min.js", "chart.js"]] },
 ];
 
 /** @param {string} name */

@@ -9,13 +9,20 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from decimal import Decimal
 
 from django.contrib.auth.models import Group
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 from chat import crypto
 from providers import registry
 from providers.base import Reasoning, Target
+
+# Costs are summed per currency and a budget counts only its own currency, so a code must
+# be written one way: "usd" or "US$" would silently start a currency of its own.
+currency_code = RegexValidator(r"^[A-Z]{3}\Z", "Give a three-letter ISO 4217 code in capitals, e.g. USD or EUR.")
+not_negative = MinValueValidator(Decimal(0), "This cannot be negative.")
 
 
 # The families are declared once, in providers.registry; the choices follow from there.
@@ -129,9 +136,17 @@ class ChatModel(models.Model):
         Group, blank=True, help_text="Only these groups may use the model; none means everyone."
     )
     context_window = models.PositiveIntegerField(null=True, blank=True)
-    price_input_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
-    price_output_per_mtok = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
-    price_currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code of both prices.")
+    price_input_per_mtok = models.DecimalField(
+        max_digits=10, decimal_places=4, null=True, blank=True, validators=[not_negative],
+        help_text="Per million input tokens. Empty: unpriced (its answers have no cost).",
+    )
+    price_output_per_mtok = models.DecimalField(
+        max_digits=10, decimal_places=4, null=True, blank=True, validators=[not_negative],
+        help_text="Per million output tokens.",
+    )
+    price_currency = models.CharField(
+        max_length=3, default="USD", validators=[currency_code], help_text="ISO 4217 code of both prices."
+    )
     reasoning = models.CharField(
         max_length=8, blank=True, choices=ReasoningMode.choices, default=ReasoningMode.DEFAULT,
         help_text="Whether to ask this model to think before answering (its thinking is shown apart).",

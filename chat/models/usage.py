@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group
 from django.db import models
 from django.utils import timezone
 
-from chat.models.catalog import ChatModel, Provider
+from chat.models.catalog import ChatModel, Provider, currency_code, not_negative
 from chat.models.conversations import Message
 
 
@@ -76,9 +76,14 @@ class Budget(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     period = models.CharField(max_length=5, choices=Period.choices, default=Period.MONTH)
-    max_tokens = models.PositiveBigIntegerField(null=True, blank=True, help_text="Input plus output tokens.")
-    max_cost = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
-    currency = models.CharField(max_length=3, default="USD")
+    max_tokens = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Input plus output tokens. Empty: no token limit."
+    )
+    max_cost = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True, validators=[not_negative],
+        help_text="Empty: no money limit. Only answers priced in the budget's currency count.",
+    )
+    currency = models.CharField(max_length=3, default="USD", validators=[currency_code])
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -14,6 +14,7 @@ import { getJson, postJson } from "./http.js";
 import { ChatSettings } from "./chatsettings.js";
 import { wireShortcuts } from "./shortcuts.js";
 import { ConnectionNotice } from "./connection.js";
+import { BudgetNotice } from "./budget.js";
 import { CONTINUE_PROMPT, InBrowser, runAnswer, turnsFrom } from "./local.js";
 import { isDevice } from "./devicestore.js";
 
@@ -36,6 +37,7 @@ const emptyNote = byId("empty");
 const socket = new ChatSocket(data.ws_path, data.protocol, data.limits?.frame_chars);
 new ConnectionNotice(byId("connection"), socket);
 const messages = new MessageList(byId("messages"), new Announcer(byId("announcer")));
+new BudgetNotice(byId("budget-notice"), socket, (text) => messages.announcer.say(() => text, true));
 const picker = new ModelPicker(/** @type {HTMLSelectElement} */ (byId("model")), data.models);
 // Models that run in this browser join the same picker; their engines load only when picked.
 const inBrowser = new InBrowser(picker.select, data.browser_models ?? [], byId("composer"));
@@ -220,6 +222,7 @@ async function send(content, parent) {
     const text = error instanceof Error ? error.message : String(error);
     mine.update({ status: "error", error: { kind: "refused", message: text } });
     messages.changed(mine);
+    messages.announcer.say(() => text, true); // a refusal (budget, rate) is heard, not only seen
     if (!prompt.value) prompt.value = content; // nothing typed is lost
   } finally {
     sending = false;
