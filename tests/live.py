@@ -6,6 +6,7 @@ Used by the browser tests and the benchmark, so both exercise exactly what `make
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -48,17 +49,79 @@ def _uuid_arg(value: object, postgres: bool) -> object:
     return value
 
 
-def fresh_postgres(base: str) -> str:
-    """A new empty database beside `base`'s; its URL."""
+def fresh_postgres(base: str, migrated: bool = True) -> str:
+    """A new database beside `base`'s; its URL. Already migrated, unless `migrated` is False.
+
+    Migrating a PostgreSQL database takes seconds, and the suite starts dozens of servers:
+    each new one is a copy of a template migrated once per set of migration files.
+    """
     import uuid
 
     import psycopg
 
     server, _, _ = base.rpartition("/")
     name = f"parley_live_{uuid.uuid4().hex[:12]}"
+    template = _migrated_template(server) if migrated else "template1"
     with psycopg.connect(server + "/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     return f"{server}/{name}"
+
+
+def _migrations_digest() -> str:
+    import hashlib
+
+    files = sorted((ROOT / "chat" / "migrations").glob("*.py"))
+    return hashlib.sha256(b"".join(f.name.encode() + f.read_bytes() for f in files)).hexdigest()[:12]
+
+
+def migrated_sqlite(path: str) -> None:
+    """Put a migrated SQLite database at `path`: a copy of one migrated once per migration set."""
+    import fcntl
+
+    template = os.path.join(tempfile.gettempdir(), f"parley-template-{_migrations_digest()}.sqlite3")
+    with open(template + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(template):
+            building = template + ".building"
+            for leftover in (building, building + "-wal", building + "-shm"):
+                if os.path.exists(leftover):
+                    os.remove(leftover)
+            env = {**os.environ, "SQLITE_PATH": building, "SECRET_KEY": "template", "PARLEY_ENCRYPTION_KEYS": TEST_KEY}
+            env.pop("DJANGO_SETTINGS_MODULE", None)
+            env.pop("DATABASE_URL", None)
+            result = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
+                                    capture_output=True, text=True, timeout=300)
+            if result.returncode != 0:
+                raise RuntimeError(f"migrating the template database failed:\n{result.stdout}\n{result.stderr}")
+            with sqlite3.connect(building) as db:  # fold the WAL into the file before copying it
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                db.execute("PRAGMA journal_mode=DELETE")
+            os.replace(building, template)
+    shutil.copyfile(template, path)
+
+
+def _migrated_template(server: str) -> str:
+    import fcntl
+
+    import psycopg
+
+    name = f"parley_template_{_migrations_digest()}"
+    with open(os.path.join(tempfile.gettempdir(), f"{name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one migrates; the others wait for it
+        with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+            if conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
+                return name
+            conn.execute(f'CREATE DATABASE "{name}"')
+        env = {**os.environ, "DATABASE_URL": f"{server}/{name}", "SECRET_KEY": "template",
+               "PARLEY_ENCRYPTION_KEYS": TEST_KEY}
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        result = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
+                                capture_output=True, text=True, timeout=300)
+        if result.returncode != 0:
+            with psycopg.connect(server + "/postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            raise RuntimeError(f"migrating the template database failed:\n{result.stdout}\n{result.stderr}")
+        return name
 
 
 def drop_postgres(url: str) -> None:
@@ -90,8 +153,13 @@ class LiveServer:
             **(extra_env or {}),
         }
         self.env.pop("DJANGO_SETTINGS_MODULE", None)
+        self.migrated = False
         if self.env.get("DATABASE_URL") and "DATABASE_URL" not in (extra_env or {}):
             self.env["DATABASE_URL"] = self.made_db = fresh_postgres(self.env["DATABASE_URL"])
+            self.migrated = True
+        elif not self.env.get("DATABASE_URL") and not os.path.exists(self.env["SQLITE_PATH"]):
+            migrated_sqlite(self.env["SQLITE_PATH"])
+            self.migrated = True
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = os.path.join(self.dir, "server.log")
 
@@ -112,8 +180,9 @@ class LiveServer:
         )
 
     def start(self, migrate: bool = True) -> LiveServer:
-        if migrate:
+        if migrate and not self.migrated:
             self.manage("migrate", "--noinput")
+            self.migrated = True
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
