@@ -33,3 +33,12 @@ urlpatterns += [
     path("settings/theme/", preferences.set_theme, name="settings-theme"),
     path("settings/import/", preferences.import_page, name="settings-import"),
 ]
+
+from chat.attachments import views as attachments  # issue 16
+
+urlpatterns += [
+    path("api/attachments/", attachments.upload, name="attachment-upload"),
+    path("api/attachments/<uuid:attachment_id>/", attachments.download, name="attachment"),
+    path("api/attachments/<uuid:attachment_id>/text/", attachments.text, name="attachment-text"),
+    path("api/attachments/<uuid:attachment_id>/delete/", attachments.remove, name="attachment-delete"),
+]
