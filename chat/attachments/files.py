@@ -22,6 +22,8 @@ from django.db.models.signals import post_delete
 from chat.models import Attachment
 from chat.models.attachments import attachment_storage
 
+__all__ = ["attachment_storage", "connect_signals", "delete", "read", "save"]
+
 log = logging.getLogger(__name__)
 
 

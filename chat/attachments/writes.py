@@ -86,12 +86,22 @@ def do_remove_unsent(user: AbstractBaseUser, attachment: Attachment) -> None:
     attachment.delete()
 
 
-def do_sweep(now: object = None) -> int:
-    """Delete uploads never sent within UNSENT_GRACE; returns how many went (their files too)."""
-    cutoff = (now or timezone.now()) - UNSENT_GRACE  # type: ignore[operator]
-    stale = Attachment.objects.filter(conversation__isnull=True, created__lt=cutoff)
-    count = 0
-    for attachment in stale.iterator():
+def do_sweep() -> tuple[int, int]:
+    """Delete uploads never sent within UNSENT_GRACE, then stored files no row names (a crash
+    between writing a file and its row, a delete that failed). Returns (rows, stray files)."""
+    cutoff = timezone.now() - UNSENT_GRACE
+    rows = 0
+    for attachment in Attachment.objects.filter(conversation__isnull=True, created__lt=cutoff).iterator():
         attachment.delete()
-        count += 1
-    return count
+        rows += 1
+    stray = 0
+    storage = files.attachment_storage()
+    for folder in storage.listdir("")[0]:
+        names = [f"{folder}/{name}" for name in storage.listdir(folder)[1]]
+        known = set(Attachment.objects.filter(file__in=names).values_list("file", flat=True))
+        for name in names:
+            # Young files may belong to an upload whose row is being written right now.
+            if name not in known and storage.get_modified_time(name) < cutoff:
+                files.delete(name)
+                stray += 1
+    return rows, stray
