@@ -51,7 +51,7 @@ def turns(conversation: Conversation, path: list[Row], model: ChatModel | None =
         return out + [ChatMessage(r[2], r[3]) for r in kept]  # type: ignore[arg-type]
     from chat.attachments import parts
 
-    found = parts.for_rows(with_files, model)
+    found = parts.for_rows(conversation.id, with_files, model)
     return out + [ChatMessage(r[2], r[3], found.get(r[0], ())) for r in kept]  # type: ignore[arg-type]
 
 

@@ -27,6 +27,7 @@ urlpatterns += [
     path("api/conversations/<uuid:conversation_id>/restore/", conversations.restore_conversation, name="conversation-restore"),
     path("api/conversations/<uuid:conversation_id>/export.md", conversations.export_conversation, {"fmt": "md"}, name="conversation-export-md"),
     path("api/conversations/<uuid:conversation_id>/export.json", conversations.export_conversation, {"fmt": "json"}, name="conversation-export-json"),
+    path("api/conversations/<uuid:conversation_id>/export.zip", conversations.export_conversation, {"fmt": "zip"}, name="conversation-export-zip"),
     path("api/conversations/import/", conversations.import_conversation, name="conversation-import"),
     path("api/export/", conversations.export_all, name="export-all"),
     path("settings/", preferences.settings_page, name="settings"),

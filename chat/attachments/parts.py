@@ -62,17 +62,30 @@ def of(attachments: Sequence[Attachment], model: ChatModel) -> tuple[Part, ...]:
     return tuple(_part(a, model) for a in attachments)
 
 
-def for_rows(summaries_by_message: dict[uuid.UUID, list[dict[str, Any]]], model: ChatModel | None
-             ) -> dict[uuid.UUID, tuple[Part, ...]]:
-    """Parts for the messages of a branch that had files (one query for all of them)."""
-    ids = {s["id"] for listed in summaries_by_message.values() for s in listed}
-    rows = {str(a.id): a for a in Attachment.objects.filter(id__in=ids)}
+def for_rows(conversation_id: object, summaries_by_message: dict[uuid.UUID, list[dict[str, Any]]],
+             model: ChatModel | None) -> dict[uuid.UUID, tuple[Part, ...]]:
+    """Parts for the messages of a branch that had files (one query for all of them).
+
+    Only this conversation's files are read: a summary naming any other id (an import
+    written by hand) finds nothing and is told as removed.
+    """
+    ids = [s.get("id") for listed in summaries_by_message.values() for s in listed]
+    wanted = {i for i in ids if isinstance(i, str) and _is_uuid(i)}
+    rows = {str(a.id): a for a in Attachment.objects.filter(id__in=wanted, conversation_id=conversation_id)}
     out = {}
     for message_id, listed in summaries_by_message.items():
         out[message_id] = tuple(
-            _part(rows[s["id"]], model) if s["id"] in rows else _gone(s) for s in listed
+            _part(rows[s["id"]], model) if s.get("id") in rows else _gone(s) for s in listed
         )
     return out
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _part(a: Attachment, model: ChatModel | None) -> Part:
