@@ -31,7 +31,8 @@ export class ModelPicker {
         group.label = model.provider;
         groups.set(model.provider, group);
       }
-      group.append(new Option(model.name, model.id));
+      // Which models see images is said where a model is picked, before any file is attached.
+      group.append(new Option(model.vision ? `${model.name} · sees images` : model.name, model.id));
     }
     select.replaceChildren(...groups.values());
     select.addEventListener("change", () => {
@@ -66,5 +67,10 @@ export class ModelPicker {
 
   get value() {
     return this.select.value;
+  }
+
+  /** The picked server model (undefined for an in-browser one). */
+  get model() {
+    return this.models.find((m) => m.id === this.select.value);
   }
 }
