@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
 
-from chat.attachments import writes
+from chat.attachments import files, writes
 from chat.models import Attachment, ChatModel, Conversation, Message
 from tests.fakeprovider import FakeProvider
 from tests.files import pdf, png
@@ -73,7 +73,7 @@ def test_the_zip_holds_the_json_a_markdown_with_working_links_and_the_files(
     listed = doc["messages"][0]["attachments"]
     assert [a["name"] for a in listed] == ["chart.png", "report.pdf"]
     paths = [f"attachments/{a['id']}/{a['name']}" for a in listed]
-    assert archive.read(paths[0]) == Attachment.objects.get(name="chart.png").file.read()
+    assert archive.read(paths[0]) == files.read(Attachment.objects.get(name="chart.png").file.name)
     assert archive.read(paths[1]) == PDF
     markdown = archive.read("conversation.md").decode()
     assert f"![chart.png]({paths[0]})" in markdown and f"[report.pdf]({paths[1]})" in markdown
@@ -103,7 +103,7 @@ def test_importing_the_zip_restores_the_files_under_new_ids(
     assert {a["id"] for a in question.attachments} == {str(a.id) for a in restored}
     assert not {a["id"] for a in question.attachments} & {str(a.id) for a in Attachment.objects.filter(
         conversation=chat_with_files)}
-    assert restored[1].text == "Revenue rose" and restored[1].file.read() == PDF
+    assert restored[1].text == "Revenue rose" and files.read(restored[1].file.name) == PDF
     assert client.get(f"/api/attachments/{restored[0].id}/").status_code == 200
     assert len(stored_files()) == 4
 

@@ -13,7 +13,7 @@ import collections
 import logging
 import threading
 import uuid
-from typing import Any
+from typing import IO, Any
 
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -22,7 +22,7 @@ from django.db.models.signals import post_delete
 from chat.models import Attachment
 from chat.models.attachments import attachment_storage
 
-__all__ = ["attachment_storage", "connect_signals", "delete", "read", "save"]
+__all__ = ["attachment_storage", "connect_signals", "delete", "open_file", "read", "save"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,12 @@ _CACHE_BYTES = 64 * 1024 * 1024
 _cache: collections.OrderedDict[str, bytes] = collections.OrderedDict()
 _cached = 0
 _lock = threading.Lock()
+
+
+def open_file(name: str) -> IO[bytes]:
+    """The stored file for streaming (a download). Always through the alias, never FieldFile:
+    a FileField resolves its storage once, when models load."""
+    return attachment_storage().open(name, "rb")  # type: ignore[no-any-return]
 
 
 def read(name: str) -> bytes:

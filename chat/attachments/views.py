@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from chat import limits
 from chat.access import NotFound, access_attachment
-from chat.attachments import writes
+from chat.attachments import files, writes
 from chat.limits import Invalid
 from chat.models import Kind
 
@@ -65,7 +65,7 @@ def download(request: HttpRequest, attachment_id: uuid.UUID) -> HttpResponse:
     attachment = access_attachment(request.user, attachment_id)
     image = attachment.kind == Kind.IMAGE
     response = FileResponse(
-        attachment.file.open("rb"), content_type=attachment.media_type, as_attachment=not image,
+        files.open_file(attachment.file.name), content_type=attachment.media_type, as_attachment=not image,
         filename=attachment.name,
     )
     response["X-Content-Type-Options"] = "nosniff"
