@@ -51,6 +51,7 @@ def main() -> None:
     # Optional sections contributed by other parts of the app (e.g. in-browser models).
     sections = (
         ("bench.load", "Load on one Daphne process"),
+        ("bench.attachments", "Attachments: upload to first token, a 5 MB image beside a text-only message"),
         ("bench.browser_render", "Browser rendering"),
         ("bench.local_models", "In-browser models"),
     )
