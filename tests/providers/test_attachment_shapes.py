@@ -141,3 +141,42 @@ async def test_model_lists_report_which_models_take_images_where_the_family_says
         assert models == {"fake-model": None, "pixel-vision": None}
     else:
         assert models == {"fake-model": False, "pixel-vision": True}
+
+
+def test_openai_content_parts_map_onto_parts_in_their_order() -> None:
+    from providers.content import from_openai_content
+
+    url = f"data:image/png;base64,{b64(PNG)}"
+    text, parts = from_openai_content([
+        {"type": "text", "text": "Compare"}, {"type": "image_url", "image_url": {"url": url}},
+        {"type": "text", "text": "with this"},
+    ])
+    assert text == "" and [type(p).__name__ for p in parts] == ["TextPart", "ImagePart", "TextPart"]
+    assert parts[1] == ImagePart("image/png", PNG)
+    assert from_openai_content([{"type": "text", "text": "hi"}]) == ("hi", ())
+    assert from_openai_content("hi") == ("hi", ())
+
+
+@pytest.mark.parametrize("content", [
+    [{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}],
+    [{"type": "image_url", "image_url": {"url": "data:image/svg+xml;base64,PHN2Zz4="}}],
+    [{"type": "image_url", "image_url": {"url": "data:image/png;base64,not base64!"}}],
+    [{"type": "input_audio", "input_audio": {}}],
+    42,
+])
+def test_openai_content_that_cannot_be_taken_is_refused_in_words(content: Any) -> None:
+    from providers.content import UnsupportedPart, from_openai_content
+
+    with pytest.raises(UnsupportedPart):
+        from_openai_content(content)
+
+
+async def test_mapped_openai_parts_travel_to_every_family(fake: FakeProvider, family: Family) -> None:
+    from providers.content import from_openai_content
+
+    text, parts = from_openai_content([
+        {"type": "text", "text": "Compare"}, {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(PNG)}"}},
+    ])
+    request = ChatRequest(model="fake-model", messages=(ChatMessage("user", text, parts),))
+    await answer(family, fake, request)
+    assert wire.attachments_seen(family.name, fake.requests[-1].body) in (["image/png"], ["image"])
