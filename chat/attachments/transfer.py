@@ -40,7 +40,7 @@ def member(summary: dict[str, Any]) -> str:
 
 def export_zip(conversation: Conversation, messages: list[Message], doc: str, markdown: str) -> IO[bytes]:
     """The zip, spooled to disk past a few MB; the caller streams it and closes it."""
-    out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (the response closes it)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(ARCHIVE_DOC, doc)
         archive.writestr(ARCHIVE_MARKDOWN, markdown)
