@@ -109,15 +109,22 @@ def part_tokens(part: Part) -> int:
         return limits.IMAGE_TOKENS_MAX  # an upper bound: images are kept at most 2,048 px a side
     if isinstance(part, DocumentPart):
         text = estimate_tokens(content.document_text(part))
-        if content.native_pdf(part):
-            pages = max(1, part.text.count("\f") + 1) if part.data is None else _pages(part.data)
-            return max(text, pages * limits.PDF_PAGE_TOKENS)
+        if content.native_pdf(part) and part.data is not None:
+            return max(text, _pages(part.data) * limits.PDF_PAGE_TOKENS)
         return text
     return estimate_tokens(part.text)
 
 
 def _pages(data: bytes) -> int:
-    return max(1, data.count(b"/Type /Page") - data.count(b"/Type /Pages"))
+    """Pages of a PDF that was read once already (on upload): only its page tree is walked."""
+    import io
+
+    import pypdf
+
+    try:
+        return max(1, len(pypdf.PdfReader(io.BytesIO(data)).pages))
+    except Exception:  # it was read on upload; should it fail now, count it as one page
+        return 1
 
 
 def message_tokens(message: ChatMessage) -> int:
