@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.browser_local.pages import ANSWER, QUESTION, Traffic, ask, consent_given, finished
+from tests.browser_local.pages import ANSWER, QUESTION, Traffic, ask, consent_given, finished, saved_messages
 from tests.chromium import log_in
 from tests.live import LiveServer
 
@@ -101,4 +101,30 @@ def test_a_device_only_chat_reads_a_text_file_here_and_refuses_what_needs_the_se
     page.reload()
     page.locator(f"{QUESTION} .file-chip").wait_for()  # kept with the message in IndexedDB
     assert traffic.mentions(SECRET) == [] and [r for r in traffic.requests if "/api/attachments/" in r[1]] == []
+    page.close()
+
+
+def test_an_in_browser_model_in_a_saved_chat_reads_an_uploaded_documents_text(
+    context: Any, server: LiveServer
+) -> None:
+    """Not kept on this device: the file is uploaded and read by the server, and the page hands
+    its text to the in-browser model (GET …/text/); the saved question keeps the file."""
+    page = context.new_page()
+    page.goto(server.url + "/chat/")
+    if "/accounts/login/" in page.url:
+        log_in(page, server)
+    consent_given(page)
+    traffic = Traffic(page)
+    page.set_input_files("#attach-input", [{"name": "plan.md", "mimeType": "text/markdown",
+                                            "buffer": b"# Plan\nShip on Friday."}])
+    page.wait_for_function("() => document.querySelector('#tray .tray-item[data-state=ready]')")
+    ask(page, "When do we ship?")
+    finished(page, 1)
+    page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    conversation = page.url.rstrip("/").rsplit("/", 1)[1]
+    question = saved_messages(page, conversation)[0]
+    assert [a["name"] for a in question["attachments"]] == ["plan.md"]
+    texts = [u for m, u, _ in traffic.requests if m == "GET" and u.endswith("/text/")]
+    assert texts == [f"{server.url}/api/attachments/{question['attachments'][0]['id']}/text/"]
+    assert traffic.posts("/api/browser-models/exchanges/")[0]["attachments"] == [question["attachments"][0]["id"]]
     page.close()
