@@ -27,7 +27,17 @@ from chat import limits
 from chat.access import NotFound, access_attachments, access_conversation
 from chat.browser_models import access_browser_model
 from chat.generation.job import estimate_tokens
-from chat.models import Attachment, BrowserModel, Conversation, Message, Reason, Role, Source, Status, UsageRecord
+from chat.models import (
+    Attachment,
+    BrowserModel,
+    Conversation,
+    Message,
+    Reason,
+    Role,
+    Source,
+    Status,
+    UsageRecord,
+)
 from chat.sending import find_resend
 from chat.serializers import conversation_json, message_json
 

@@ -40,15 +40,16 @@ _cached = 0
 _lock = threading.Lock()
 
 
-def open_file(name: str) -> IO[bytes]:
+def open_file(name: str | None) -> IO[bytes]:
     """The stored file for streaming (a download). Always through the alias, never FieldFile:
     a FileField resolves its storage once, when models load."""
-    return attachment_storage().open(name, "rb")  # type: ignore[no-any-return]
+    return attachment_storage().open(name or "", "rb")  # type: ignore[no-any-return]
 
 
-def read(name: str) -> bytes:
+def read(name: str | None) -> bytes:
     """A stored file's bytes (from this process's small cache when read lately)."""
     global _cached
+    name = name or ""
     with _lock:
         data = _cache.get(name)
         if data is not None:

@@ -62,7 +62,7 @@ def of(attachments: Sequence[Attachment], model: ChatModel) -> tuple[Part, ...]:
     return tuple(_part(a, model) for a in attachments)
 
 
-def for_rows(conversation_id: object, summaries_by_message: dict[uuid.UUID, list[dict[str, Any]]],
+def for_rows(conversation_id: uuid.UUID, summaries_by_message: dict[uuid.UUID, list[dict[str, Any]]],
              model: ChatModel | None) -> dict[uuid.UUID, tuple[Part, ...]]:
     """Parts for the messages of a branch that had files (one query for all of them).
 

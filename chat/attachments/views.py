@@ -14,6 +14,7 @@ import uuid
 from channels.db import database_sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_GET, require_POST
 
 from chat import limits
@@ -60,7 +61,7 @@ async def upload(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @login_required
-def download(request: HttpRequest, attachment_id: uuid.UUID) -> HttpResponse:
+def download(request: HttpRequest, attachment_id: uuid.UUID) -> HttpResponseBase:
     """GET /api/attachments/<id>/: the file, to its owner only."""
     attachment = access_attachment(request.user, attachment_id)
     image = attachment.kind == Kind.IMAGE

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import timedelta
+from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
@@ -40,7 +40,7 @@ def check_size(name: str, size: int | None) -> None:
         raise TooLarge(f"{name} is {limits.megabytes(size)}; files may be at most {limits.megabytes(cap)}.")
 
 
-def check_room(user: AbstractBaseUser, adding: int) -> None:
+def check_room(user: Any, adding: int) -> None:
     used = Attachment.objects.filter(owner=user).aggregate(n=Count("id"), bytes=Sum("size"))
     count, stored = used["n"] or 0, used["bytes"] or 0
     if count + 1 > limits.attachment_user_files():
@@ -53,7 +53,7 @@ def check_room(user: AbstractBaseUser, adding: int) -> None:
         )
 
 
-def do_upload(user: AbstractBaseUser, raw_name: str, data: bytes) -> Attachment:
+def do_upload(user: Any, raw_name: str, data: bytes) -> Attachment:
     """Check, store and record one upload (run off the database thread: it decodes images)."""
     check_size(raw_name, len(data))
     kept = inspect(raw_name, data)
@@ -61,7 +61,7 @@ def do_upload(user: AbstractBaseUser, raw_name: str, data: bytes) -> Attachment:
     return store(user, kept)
 
 
-def store(user: AbstractBaseUser, kept: Inspected, conversation_id: uuid.UUID | None = None) -> Attachment:
+def store(user: Any, kept: Inspected, conversation_id: uuid.UUID | None = None) -> Attachment:
     attachment = Attachment(
         id=uuid.uuid4(), owner=user, conversation_id=conversation_id, kind=kept.kind, name=kept.name,
         media_type=kept.media_type, size=len(kept.data), sha256=hashlib.sha256(kept.data).hexdigest(),
@@ -79,7 +79,7 @@ def store(user: AbstractBaseUser, kept: Inspected, conversation_id: uuid.UUID | 
     return attachment
 
 
-def do_remove_unsent(user: AbstractBaseUser, attachment: Attachment) -> None:
+def do_remove_unsent(user: Any, attachment: Attachment) -> None:
     """Take a file out of the composer: only one no message has been sent with."""
     if attachment.conversation_id is not None:
         raise Invalid("This file is part of a sent message; delete the conversation to remove it.")

@@ -9,11 +9,10 @@ A failure midway deletes what was written; the user sees all of it or none of it
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
-
-import asyncio
 
 from channels.db import database_sync_to_async
 from django.http import HttpRequest
@@ -238,11 +237,11 @@ async def import_conversation(user: Any, doc: object) -> Conversation:
     if isinstance(doc, tuple):
         doc, archive = doc
     head, messages = parse_import(doc)
-    planned = await asyncio.to_thread(attachment_transfer.plan, user, messages, archive) if any(
+    file_plans = await asyncio.to_thread(attachment_transfer.plan, user, messages, archive) if any(
         m["attachments"] for m in messages) else []
     conversation = await database_sync_to_async(_create_hidden)(user, head, messages)
     try:
-        for m, files in zip(messages, planned):
+        for m, files in zip(messages, file_plans):
             if files:
                 m["kept_attachments"] = await asyncio.to_thread(attachment_transfer.write, user, conversation.id, files)
         now = timezone.now()

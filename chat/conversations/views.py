@@ -12,6 +12,7 @@ import uuid
 
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
@@ -92,7 +93,7 @@ def _filename(conversation: Conversation, ext: str) -> str:
 
 @require_GET
 @login_required
-def export_conversation(request: HttpRequest, conversation_id: uuid.UUID, fmt: str) -> HttpResponse:
+def export_conversation(request: HttpRequest, conversation_id: uuid.UUID, fmt: str) -> HttpResponseBase:
     """GET /api/conversations/<id>/export.md, export.json or export.zip (with files), as a download."""
     conversation = access_conversation(request.user, conversation_id)
     messages = list(conversation.messages.all())
