@@ -43,6 +43,14 @@ export function documentText(name, text) {
 
 /** @param {{name: string, type?: string}} file */
 export const isImage = (file) => IMAGE_TYPES.includes(file.type ?? "") || IMAGE_NAME.test(file.name);
+/** "Pick a model that can (A, B or C)", or say none can. @param {string[]} names */
+function pickOne(names) {
+  if (!names.length) return "None of your models can; ask an administrator for one that takes images";
+  const shown = names.length > 3 ? [...names.slice(0, 3), `${names.length - 3} more`] : names;
+  const list = shown.length > 1 ? `${shown.slice(0, -1).join(", ")} or ${shown.at(-1)}` : shown[0];
+  return `Pick a model that can (${list})`;
+}
+
 /** @param {string} id */
 const url = (id) => `/api/attachments/${encodeURIComponent(id)}/`;
 
@@ -139,6 +147,7 @@ async function upload(file) {
  * @property {boolean} vision  it takes images
  * @property {boolean} local  it runs in this browser (no engine here sees images)
  * @property {boolean} deviceOnly  the chat is kept on this device: nothing may be uploaded
+ * @property {string[]} seeing  names of the server models that take images, for the notes
  */
 
 /**
@@ -226,7 +235,7 @@ export class Tray {
     if (cap && file.size > cap) return `${file.name} is ${size(file.size)}; files may be at most ${size(cap)}.`;
     if (isImage(file)) {
       if (ctx.local) return `${ctx.model} runs in your browser and cannot see images. Pick a server model that takes images to attach ${file.name}.`;
-      if (!ctx.vision) return `${ctx.model} cannot take images. Pick a model that can (“sees images” in the model list) to attach ${file.name}.`;
+      if (!ctx.vision) return `${ctx.model} cannot take images. ${pickOne(ctx.seeing)} to attach ${file.name}.`;
     }
     if (ctx.deviceOnly && (isImage(file) || /\.pdf$/i.test(file.name) || file.type === "application/pdf")) {
       return `This chat is kept on this device only, so ${file.name} cannot go to the server to be read. Attach text files, or use a chat saved to your account.`;
@@ -323,7 +332,7 @@ export class Tray {
     const ctx = this.context();
     const images = this.items.filter((i) => i.image).map((i) => i.name);
     if (images.length && (ctx.local || !ctx.vision)) {
-      this.say(`${ctx.model} cannot take images: remove ${images.join(", ")} or pick a model that sees images.`);
+      this.say(`${ctx.model} cannot take images: remove ${images.join(", ")}, or ${pickOne(ctx.seeing).toLowerCase()}.`);
     } else if (this.note.textContent?.includes("cannot take images")) this.say("");
     this.changed();
   }

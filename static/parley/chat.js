@@ -48,6 +48,7 @@ const tray = new Tray(/** @type {HTMLFormElement} */ (byId("composer")), prompt,
   return {
     model: local ? inBrowser.model(picker.value).name : (model?.name ?? "This model"),
     vision: Boolean(model?.vision), local, deviceOnly: local ? inBrowser.deviceOnly : isDevice(current?.id),
+    seeing: data.models.filter((m) => m.vision).map((m) => m.name),
   };
 }, data.limits ?? {}, () => refreshComposer());
 const prefs = data.preferences;

@@ -31,8 +31,10 @@ export class ModelPicker {
         group.label = model.provider;
         groups.set(model.provider, group);
       }
-      // Which models see images is said where a model is picked, before any file is attached.
-      group.append(new Option(model.vision ? `${model.name} · sees images` : model.name, model.id));
+      const option = new Option(model.name, model.id);
+      // Which models see images: the composer names them when an image meets one that does not.
+      if (model.vision) { option.dataset.vision = "true"; option.title = "Takes images"; }
+      group.append(option);
     }
     select.replaceChildren(...groups.values());
     select.addEventListener("change", () => {

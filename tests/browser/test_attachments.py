@@ -76,7 +76,7 @@ def test_an_image_and_a_pdf_go_to_each_family_in_its_own_shape_and_show_in_the_m
     page: Any, live: LiveServer, fake_server: FakeProvider, family: str
 ) -> None:
     log_in(page, live)
-    pick(page, f"Sees {family} · sees images")
+    pick(page, f"Sees {family}")
     fake_server.set_default(Script(echo=True))
     attach(page, ("chart.png", "image/png", PNG), ("report.pdf", "application/pdf", PDF))
     wait_ready(page, 2)
@@ -119,7 +119,7 @@ def test_an_image_and_a_pdf_go_to_each_family_in_its_own_shape_and_show_in_the_m
 
 def test_another_user_cannot_fetch_a_file_by_its_id(page: Any, browser: Any, live: LiveServer) -> None:
     log_in(page, live)
-    pick(page, "Sees openai · sees images")
+    pick(page, "Sees openai")
     attach(page, ("chart.png", "image/png", PNG))
     wait_ready(page, 1)
     file_id = rows(live, "select id from chat_attachment")[0][0]
@@ -143,24 +143,25 @@ def test_a_model_that_cannot_see_says_so_before_anything_is_uploaded(
     attach(page, ("chart.png", "image/png", PNG))
     note = page.locator("#tray-note")
     note.wait_for()
-    assert note.inner_text() == ("Blind Model cannot take images. Pick a model that can (“sees images” in the "
-                                 "model list) to attach chart.png.")
+    assert note.inner_text() == ("Blind Model cannot take images. Pick a model that can (Sees anthropic, "
+                                 "Sees gemini, Sees ollama or 1 more) to attach chart.png.")
     assert uploads == [] and rows(live, "select count(*) from chat_attachment") == [(0,)]
     # Attached for a model that sees, then switched to one that does not: Send waits, and says why.
-    pick(page, "Sees openai · sees images")
+    pick(page, "Sees openai")
     attach(page, ("chart.png", "image/png", PNG))
     wait_ready(page, 1)
     pick(page, "Blind Model")
-    assert "Blind Model cannot take images: remove chart.png" in note.inner_text()
+    assert "Blind Model cannot take images: remove chart.png, or pick a model that can (" in note.inner_text()
     assert page.locator("#send").is_disabled()
-    page.get_by_role("button", name="Remove chart.png").click()
+    with page.expect_response(lambda r: r.url.endswith("/delete/")):
+        page.get_by_role("button", name="Remove chart.png").click()
     page.wait_for_function("() => !document.querySelector('#send').disabled")
     assert rows(live, "select count(*) from chat_attachment") == [(0,)]  # removed on the server too
 
 
 def test_a_pasted_screenshot_and_a_dropped_file_are_attached(page: Any, live: LiveServer) -> None:
     log_in(page, live)
-    pick(page, "Sees openai · sees images")
+    pick(page, "Sees openai")
     data = list(PNG)
     page.evaluate("""bytes => {
         const transfer = new DataTransfer();
@@ -189,7 +190,7 @@ def test_an_oversized_mistyped_or_malformed_upload_gets_a_clear_error_and_nothin
     page: Any, live: LiveServer, name: str, kind: str, data: bytes, words: str
 ) -> None:
     log_in(page, live)
-    pick(page, "Sees openai · sees images")
+    pick(page, "Sees openai")
     before = stored(live)
     attach(page, (name, kind, data))  # an oversized file is refused by the page itself, unsent
     note = page.locator("#tray-note")
@@ -214,7 +215,7 @@ def test_an_oversized_upload_refused_by_the_server_says_why(page: Any, live: Liv
 
 def test_files_survive_into_the_export_zip(page: Any, live: LiveServer, fake_server: FakeProvider) -> None:
     log_in(page, live)
-    pick(page, "Sees openai · sees images")
+    pick(page, "Sees openai")
     attach(page, ("chart.png", "image/png", PNG))
     wait_ready(page, 1)
     page.fill("#prompt", "Keep this")
