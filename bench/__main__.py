@@ -53,6 +53,7 @@ def main() -> None:
         ("bench.load", "Load on one Daphne process"),
         ("bench.cluster", "Load on 1, 2 and 3 processes behind nginx (PostgreSQL + Redis)"),
         ("bench.metering", "Metering: the same answers with a usage record per answer and without"),
+        ("bench.attachments", "Attachments: upload to first token, a 5 MB image beside a text-only message"),
         ("bench.browser_render", "Browser rendering"),
         ("bench.local_models", "In-browser models"),
     )

@@ -10,7 +10,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from chat import catalog_cache
-from chat.models import ChatModel, Conversation, Message
+from chat.models import Attachment, ChatModel, Conversation, Message
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -49,6 +49,37 @@ def access_message(user: AnyUser, message_id: object) -> Message:
         )
     except Message.DoesNotExist:
         raise NotFound("No such message.") from None
+
+
+def access_attachment(user: AnyUser, attachment_id: object) -> Attachment:
+    """A file of this user: not yet sent, or in a live conversation of theirs (not one in its
+    undo window, whose messages are hidden too)."""
+    if not user.is_authenticated:
+        raise NotFound("No such file.")
+    try:
+        return Attachment.objects.get(
+            Q(conversation__isnull=True) | Q(conversation__deleted_at__isnull=True),
+            id=_as_uuid(attachment_id), owner=user,
+        )
+    except Attachment.DoesNotExist:
+        raise NotFound("No such file.") from None
+
+
+def access_attachments(user: AnyUser, ids: list[str], conversation_id: object | None) -> list[Attachment]:
+    """The files a message is sent with, in the order given: each one this user's, and either
+    not sent yet or already in this same conversation (an edit sends them again). One query."""
+    if not ids:
+        return []
+    if not user.is_authenticated:
+        raise NotFound("No such file.")
+    wanted = [_as_uuid(i) for i in ids]
+    here = Q(conversation__isnull=True)
+    if conversation_id is not None:
+        here |= Q(conversation_id=_as_uuid(conversation_id))
+    found = {a.id: a for a in Attachment.objects.filter(here, id__in=wanted, owner=user)}
+    if len(found) != len(set(wanted)):
+        raise NotFound("A file attached to this message is gone (removed, or sent in another conversation).")
+    return [found[i] for i in wanted]
 
 
 def usable_models(user: AnyUser) -> QuerySet[ChatModel]:

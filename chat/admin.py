@@ -143,7 +143,7 @@ class ProviderForm(forms.ModelForm):
 class ChatModelInline(admin.TabularInline):
     model = ChatModel
     extra = 1
-    fields = ["model_id", "display_name", "enabled", "is_default", "context_window", "reasoning"]
+    fields = ["model_id", "display_name", "enabled", "is_default", "context_window", "vision", "reasoning"]
 
 
 @admin.register(Provider)
@@ -257,7 +257,7 @@ class ProviderAdmin(admin.ModelAdmin):
 
 @admin.register(ChatModel)
 class ChatModelAdmin(admin.ModelAdmin):
-    list_display = ["name", "model_id", "provider", "enabled", "is_default", "reasoning"]
+    list_display = ["name", "model_id", "provider", "enabled", "is_default", "takes_images", "reasoning"]
     list_filter = ["provider", "enabled"]
     fieldsets = [
         (None, {"fields": ["provider", "model_id", "display_name", "enabled", "is_default", "groups"]}),
@@ -265,10 +265,16 @@ class ChatModelAdmin(admin.ModelAdmin):
             "fields": ["reasoning", "reasoning_effort", "reasoning_budget"],
             "description": "Thinking is asked for in each provider's own way; see docs/providers.md.",
         }),
+        ("Attachments", {
+            "fields": ["vision"],
+            "description": "Unknown follows the provider's preset (docs/attachments.md); discovery fills it in "
+                           "where the provider's model list says.",
+        }),
         ("Limits and prices", {
             "fields": ["context_window", "price_input_per_mtok", "price_output_per_mtok", "price_currency"],
             "description": "An answer's cost is worked out from these prices when it is given, and kept: "
-                           "changing a price never changes what past answers cost.",
+                           "changing a price never changes what past answers cost. The context window "
+                           "also decides how long a document may be (docs/attachments.md).",
         }),
     ]
     search_fields = ["model_id", "display_name"]
@@ -276,6 +282,10 @@ class ChatModelAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).select_related("provider")
+
+    @admin.display(description="Images", boolean=True)
+    def takes_images(self, obj: ChatModel) -> bool:
+        return obj.takes_images()
 import chat.admin_browser  # noqa: F401  (registers the in-browser model catalogue)
 import chat.admin_invites  # noqa: F401  (registers invite links)
 import chat.admin_usage  # noqa: F401  (registers budgets and the audit log)

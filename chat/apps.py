@@ -14,11 +14,13 @@ class ChatConfig(AppConfig):
         check_keys(list(settings.PARLEY_ENCRYPTION_KEYS))
 
         from chat import audit, budgets, catalog_cache, revocation
+        from chat.attachments import files
 
         audit.connect_signals()
         catalog_cache.connect_signals()
         budgets.connect_signals()
         revocation.connect_signals()
+        files.connect_signals()
 
         # providers/ does not read Django settings: hand it the outbound deny list once.
         # A malformed entry stops start-up here, naming it.

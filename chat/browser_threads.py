@@ -24,10 +24,20 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_POST
 
 from chat import limits
-from chat.access import NotFound, access_conversation
+from chat.access import NotFound, access_attachments, access_conversation
 from chat.browser_models import access_browser_model
 from chat.generation.job import estimate_tokens
-from chat.models import BrowserModel, Conversation, Message, Reason, Role, Source, Status, UsageRecord
+from chat.models import (
+    Attachment,
+    BrowserModel,
+    Conversation,
+    Message,
+    Reason,
+    Role,
+    Source,
+    Status,
+    UsageRecord,
+)
 from chat.sending import find_resend
 from chat.serializers import conversation_json, message_json
 
@@ -52,6 +62,7 @@ class Exchange:
     question: str | None = None  # a regenerate of the answers to this user message
     continues: str | None = None  # a continue of this answer
     usage: dict[str, int | None] = dataclasses.field(default_factory=dict)
+    attachments: list[str] = dataclasses.field(default_factory=list)  # a send's uploads (issue 16)
 
 
 def _text(data: dict[str, object], field: str, *, required: bool) -> str | None:
@@ -80,6 +91,15 @@ def _usage(data: dict[str, object]) -> dict[str, int | None]:
     return out
 
 
+def _attachment_ids(data: dict[str, object]) -> list[str]:
+    raw = data.get("attachments") or []
+    if not isinstance(raw, list) or len(raw) > limits.attachments_per_message() or not all(
+        isinstance(i, str) for i in raw
+    ):
+        raise BadInput(f"`attachments` must be a list of at most {limits.attachments_per_message()} ids.")
+    return raw
+
+
 def _id(data: dict[str, object], field: str) -> str | None:
     value = data.get(field)
     if value is not None and not isinstance(value, str):
@@ -99,16 +119,17 @@ def parse_exchange(user: AbstractBaseUser, body: bytes) -> Exchange:
     except ValueError:
         raise BadInput("`client_id` must be a UUID.") from None
     question, continues = _id(data, "question"), _id(data, "continues")
+    attachments = _attachment_ids(data)
     reason = data.get("reason") or "stop"
     if reason not in REASONS:
         raise BadInput(f"`reason` must be one of {', '.join(REASONS)}.")
     exchange = Exchange(
         client_id, _id(data, "conversation"), access_browser_model(user, data.get("model", "")),
         answer=_text(data, "answer", required=True) or "", reason=str(reason),
-        prompt=_text(data, "prompt", required=not (question or continues)), parent=_id(data, "parent"),
-        question=question, continues=continues, usage=_usage(data),
+        prompt=_text(data, "prompt", required=not (question or continues or attachments)), parent=_id(data, "parent"),
+        question=question, continues=continues, usage=_usage(data), attachments=attachments,
     )
-    if exchange.prompt is not None and not exchange.prompt.strip():
+    if exchange.prompt is not None and not exchange.prompt.strip() and not attachments:
         raise BadInput("`prompt` must be a non-empty string.")
     if (question or continues) and not exchange.conversation:
         raise BadInput("`conversation` is needed to regenerate or continue an answer.")
@@ -188,9 +209,13 @@ def _write(conversation: Conversation, ex: Exchange) -> list[Message]:
         answer_client_id: uuid.UUID | None = ex.client_id
     else:
         parent = _in(conversation, ex.parent, "parent")
+        files = access_attachments(conversation.owner, ex.attachments, conversation.id)
         asked = Message.objects.create(
             conversation=conversation, parent=parent, role=Role.USER, content=ex.prompt or "",
-            client_id=ex.client_id,
+            client_id=ex.client_id, attachments=[a.summary() for a in files],
+        )
+        Attachment.objects.filter(id__in=[a.id for a in files], conversation__isnull=True).update(
+            conversation=conversation
         )
         answer_client_id = None
     answer = Message(conversation=conversation, parent=asked, role=Role.ASSISTANT, content=ex.answer,

@@ -237,6 +237,9 @@ def do_import_models(provider: Provider, models: Iterable[ModelInfo]) -> list[Ch
     known = set(provider.models.values_list("model_id", flat=True))
     new: dict[str, ChatModel] = {}
     for info in models:
+        if info.id in known and info.vision is not None:
+            # What the provider says of images fills in a model nobody has decided for.
+            provider.models.filter(model_id=info.id, vision__isnull=True).update(vision=info.vision)
         if not info.id or len(info.id) > 200 or info.id in known or info.id in new:
             continue
         new[info.id] = ChatModel(
@@ -244,6 +247,7 @@ def do_import_models(provider: Provider, models: Iterable[ModelInfo]) -> list[Ch
             model_id=info.id,
             display_name=info.display_name[:200],
             context_window=info.context_window if info.context_window and info.context_window > 0 else None,
+            vision=info.vision,
             enabled=False,
         )
     ChatModel.objects.bulk_create(new.values(), ignore_conflicts=True)

@@ -8,7 +8,7 @@ an old branch never leaks into a new answer.
 from __future__ import annotations
 
 import uuid
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.conf import settings
 
@@ -18,13 +18,13 @@ from providers.base import ChatMessage, ChatRequest
 
 T = TypeVar("T")
 
-# id, parent, role, content, status, client_id
-Row = tuple[uuid.UUID, uuid.UUID | None, str, str, str, uuid.UUID | None]
+# id, parent, role, content, status, client_id, attachments (summaries; [] for almost all)
+Row = tuple[uuid.UUID, uuid.UUID | None, str, str, str, uuid.UUID | None, list[dict[str, Any]]]
 
 
 def rows(conversation: Conversation) -> dict[uuid.UUID, Row]:
     """Every message of the conversation in creation order, as light tuples (one query)."""
-    fields = ("id", "parent_id", "role", "content", "status", "client_id")
+    fields = ("id", "parent_id", "role", "content", "status", "client_id", "attachments")
     return {row[0]: row for row in conversation.messages.order_by("created").values_list(*fields)}
 
 
@@ -37,14 +37,22 @@ def branch(all_rows: dict[uuid.UUID, Row], leaf: uuid.UUID | None) -> list[Row]:
     return path[::-1]
 
 
-def turns(conversation: Conversation, path: list[Row]) -> list[ChatMessage]:
-    """The system prompt, then each turn of the branch that has text.
+def turns(conversation: Conversation, path: list[Row], model: ChatModel | None = None) -> list[ChatMessage]:
+    """The system prompt, then each turn of the branch that has text or files.
 
     Error placeholders are skipped; stopped partial answers are kept, as the user saw them.
+    A turn's files become parts for `model` (chat.attachments.parts): only a branch that
+    has some costs a query.
     """
     out = [ChatMessage("system", conversation.system_prompt)] if conversation.system_prompt else []
-    out += [ChatMessage(r[2], r[3]) for r in path if r[3] and r[4] not in (Status.ERROR, Status.STREAMING)]  # type: ignore[arg-type]
-    return out
+    kept = [r for r in path if (r[3] or r[6]) and r[4] not in (Status.ERROR, Status.STREAMING)]
+    with_files = {r[0]: r[6] for r in kept if r[6]}
+    if not with_files:
+        return out + [ChatMessage(r[2], r[3]) for r in kept]  # type: ignore[arg-type]
+    from chat.attachments import parts
+
+    found = parts.for_rows(conversation.id, with_files, model)
+    return out + [ChatMessage(r[2], r[3], found.get(r[0], ())) for r in kept]  # type: ignore[arg-type]
 
 
 def request(model: ChatModel, history: list[ChatMessage], options: Options, conversation: Conversation) -> ChatRequest:
@@ -53,7 +61,7 @@ def request(model: ChatModel, history: list[ChatMessage], options: Options, conv
     def pick(given: T | None, stored: T | None, default: T | None) -> T | None:
         return given if given is not None else stored if stored is not None else default
 
-    return ChatRequest(
+    built = ChatRequest(
         model=model.model_id,
         messages=tuple(history),
         temperature=pick(options.temperature, conversation.temperature, settings.PARLEY_DEFAULT_TEMPERATURE),
@@ -61,3 +69,8 @@ def request(model: ChatModel, history: list[ChatMessage], options: Options, conv
         top_p=options.top_p,
         reasoning=model.reasoning_request(),
     )
+    if any(m.parts for m in history):
+        from chat.attachments import parts
+
+        parts.check_context(model, built)  # documents that cannot fit are refused, never cut
+    return built

@@ -117,3 +117,62 @@ def title(value: object, name: str = "title") -> str:
     if len(folded) > TITLE_CHARS:
         raise Invalid(f"`{name}` is longer than {TITLE_CHARS} characters.")
     return folded
+
+
+# ---- attachments (chat/attachments/) --------------------------------------------------------
+# A decompression bomb is refused before it is decoded: 50 megapixels is a 7,000 × 7,000 photo.
+IMAGE_MAX_PIXELS = 50_000_000
+PDF_MAX_PAGES = 2_000
+# More text than any model's context: a bigger document could never be sent whole.
+DOCUMENT_MAX_CHARS = 4_000_000
+# What a model is charged for an image, as far as the context check goes: about (w × h) / 750
+# tokens (Anthropic's rule; OpenAI's tiles and Gemini's 258 a tile come out at or below it),
+# and never more than a 1,568-pixel square image costs, since every API shrinks larger ones.
+IMAGE_TOKENS_MAX = 1_600
+# A PDF read natively costs its pages as images besides its text.
+PDF_PAGE_TOKENS = 1_500
+
+
+def attachment_bytes() -> int:
+    """The largest single file, as uploaded (an image is checked before it is re-encoded)."""
+    return int(settings.PARLEY_ATTACHMENT_MAX_BYTES)
+
+
+def attachments_per_message() -> int:
+    return int(settings.PARLEY_ATTACHMENTS_PER_MESSAGE)
+
+
+def attachment_message_bytes() -> int:
+    """All the files of one message together, as stored."""
+    return int(settings.PARLEY_ATTACHMENT_MESSAGE_BYTES)
+
+
+def attachment_user_bytes() -> int:
+    """Everything one user keeps, as stored."""
+    return int(settings.PARLEY_ATTACHMENT_USER_BYTES)
+
+
+def attachment_user_files() -> int:
+    return int(settings.PARLEY_ATTACHMENT_USER_FILES)
+
+
+def image_max_edge() -> int:
+    """Images are shrunk to this many pixels on their long side when kept (0: never)."""
+    return int(settings.PARLEY_IMAGE_MAX_EDGE)
+
+
+def default_context_tokens() -> int:
+    """A model's context window when its admin has not given one (ChatModel.context_window)."""
+    return int(settings.PARLEY_DEFAULT_CONTEXT_TOKENS)
+
+
+def import_archive_bytes() -> int:
+    """An export zip with its attachments (its conversation.json is still held to import_bytes)."""
+    return int(settings.PARLEY_IMPORT_MAX_ARCHIVE_BYTES)
+
+
+def megabytes(n: int) -> str:
+    """A size in the unit people read: 48 kB, 4.2 MB, 120 MB."""
+    if n < 1_000_000:
+        return f"{max(1, round(n / 1000))} kB"
+    return f"{n / 1_000_000:,.1f} MB" if n < 10_000_000 else f"{n / 1_000_000:,.0f} MB"

@@ -86,6 +86,7 @@ class Send:
     content: str
     options: Options = dataclasses.field(default_factory=Options)
     parent: str | None = AFTER_NEWEST
+    attachments: tuple[str, ...] = ()  # ids from POST /api/attachments/, in the order shown
 
 
 @dataclasses.dataclass
@@ -174,8 +175,9 @@ def _send(frame: dict[str, Any]) -> Send:
         conversation = _uuid_field(frame, "conversation", client_id)
     if not isinstance(frame.get("model"), str) or not frame["model"]:
         raise FrameError("bad_frame", "`model` is required.", client_id)
-    content = frame.get("content")
-    if not isinstance(content, str) or not content.strip():
+    attachments = _attachments(frame, client_id)
+    content = frame.get("content", "")
+    if not isinstance(content, str) or (not content.strip() and not attachments):
         raise FrameError("bad_frame", "The message is empty.", client_id)
     try:
         limits.text(content, "content", limits.message_chars())
@@ -193,7 +195,28 @@ def _send(frame: dict[str, Any]) -> Send:
     options = _options(frame, client_id)
     model = _model(frame, client_id, required=True)
     assert model is not None
-    return Send(uuid.UUID(client_id), conversation, model, content, options, parent)
+    return Send(uuid.UUID(client_id), conversation, model, content, options, parent, attachments)
+
+
+def _attachments(frame: dict[str, Any], client_id: str) -> tuple[str, ...]:
+    """`attachments`: ids of files uploaded before the send, each once, at most the limit."""
+    raw = frame.get("attachments") or []
+    if not isinstance(raw, list):
+        raise FrameError("bad_frame", "`attachments` must be a list of ids.", client_id)
+    if len(raw) > limits.attachments_per_message():
+        raise FrameError("too_large", f"At most {limits.attachments_per_message()} files go with one message.",
+                         client_id)
+    ids: list[str] = []
+    for value in raw:
+        try:
+            ids.append(str(uuid.UUID(value)) if isinstance(value, str) else "")
+        except ValueError:
+            ids.append("")
+        if not ids[-1]:
+            raise FrameError("bad_frame", "`attachments` must be a list of ids.", client_id)
+    if len(set(ids)) != len(ids):
+        raise FrameError("bad_frame", "A file is attached twice.", client_id)
+    return tuple(ids)
 
 
 def _regenerate(frame: dict[str, Any]) -> Regenerate:

@@ -27,6 +27,7 @@ from django.db import IntegrityError
 
 from chat import admission, budgets, cluster, history, metering, protocol, sql, store, titles
 from chat.access import ModelUnavailable, NotFound, access_conversation, access_message, access_model_entry
+from chat.attachments import parts  # issue 16: files with a send
 from chat.generation import Job, Outcome, hub, registry
 from chat.generation.hub import Deliver
 from chat.models import ChatModel, Conversation, Message, Reason, Role, Source, Status, TitleSource, UserPreferences
@@ -154,6 +155,8 @@ def prepare_send(user: AbstractBaseUser, command: protocol.Send) -> Prepared | P
     found = find_resend(user, command.client_id, command.conversation)
     if found is not None:
         return found
+    # Attachments (issue 16): the sender's files, checked for this model before any call.
+    attached = parts.for_send(user, command.attachments, command.conversation, model) if command.attachments else []
     if command.conversation:
         conversation = access_conversation(user, command.conversation)
         all_rows = history.rows(conversation)
@@ -175,18 +178,21 @@ def prepare_send(user: AbstractBaseUser, command: protocol.Send) -> Prepared | P
                 f"WHERE {sql.column(UserPreferences, 'user')} = %s", [user.pk],
             )
             system = row[0] if row else ""
+        opening = command.content if command.content.strip() else ", ".join(a.name for a in attached)
         conversation = Conversation(
-            owner=user, client_id=command.client_id, title=" ".join(command.content.split())[:TITLE_CHARS],
+            owner=user, client_id=command.client_id, title=" ".join(opening.split())[:TITLE_CHARS],
             system_prompt=system, temperature=options.temperature, max_tokens=options.max_tokens,
         )
         parent_id, path, is_new = None, [], True
     conversation.model = model
-    turns = history.turns(conversation, path) + [ChatMessage("user", command.content)]
+    turns = history.turns(conversation, path, model) + [ChatMessage("user", command.content, parts.of(attached, model))]
     user_message = Message(
         id=uuid.uuid4(), conversation=conversation, parent_id=parent_id, role=Role.USER,
         content=command.content, status=Status.COMPLETE, client_id=command.client_id,
+        attachments=parts.summaries(attached),
     )
-    start = store.NewAnswer(user, conversation, is_new, user_message, _new_answer(conversation, user_message, model, None))
+    start = store.NewAnswer(user, conversation, is_new, user_message, _new_answer(conversation, user_message, model, None),
+                            attachment_ids=tuple(a.id for a in attached))
     return Prepared(
         start, model, entry.target, history.request(model, turns, options, conversation),
         command.client_id,
@@ -205,7 +211,7 @@ def prepare_regenerate(user: AbstractBaseUser, command: protocol.Regenerate) -> 
     entry = access_model_entry(user, command.model or earlier.model_id)
     model = entry.model
     user_message = Message.objects.get(id=earlier.parent_id)
-    turns = history.turns(conversation, history.branch(history.rows(conversation), user_message.id))
+    turns = history.turns(conversation, history.branch(history.rows(conversation), user_message.id), model)
     conversation.model = model
     start = store.NewAnswer(
         user, conversation, False, user_message, _new_answer(conversation, user_message, model, command.client_id),
@@ -228,7 +234,7 @@ def prepare_continue(user: AbstractBaseUser, command: protocol.Continue) -> Prep
     entry = access_model_entry(user, answer.model_id)
     model = entry.model
     path = history.branch(history.rows(conversation), answer.id)
-    turns = history.turns(conversation, path) + [ChatMessage("user", CONTINUE_PROMPT)]
+    turns = history.turns(conversation, path, model) + [ChatMessage("user", CONTINUE_PROMPT)]
     answer.worker = cluster.worker_id()
     start = store.NewAnswer(
         user, conversation, False, Message.objects.get(id=answer.parent_id), answer,
@@ -444,6 +450,8 @@ async def _prepare(user: AbstractBaseUser, client_id: uuid.UUID, conversation: s
     except NotFound as exc:
         # The access layer's messages are written for users and say nothing about others' data.
         raise FrameError("not_found", str(exc), client_id) from None
+    except parts.Refused as exc:  # issue 16: files this model cannot take, or that cannot fit
+        raise FrameError(exc.code, exc.message, client_id) from None
     finally:
         if reserved:
             assert conversation_id is not None

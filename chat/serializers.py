@@ -55,9 +55,11 @@ def message_json(m: Message) -> dict[str, Any]:
         "seq": m.seq,
         "error": error,
         "client_id": str(m.client_id) if m.client_id else None,
+        "attachments": m.attachments or [],
     }
 
 
 def model_json(m: ChatModel) -> dict[str, Any]:
     # Only what a user needs to pick a model: never a URL, header or key.
-    return {"id": str(m.id), "name": m.name, "provider": m.provider.display_name, "default": m.is_default}
+    return {"id": str(m.id), "name": m.name, "provider": m.provider.display_name, "default": m.is_default,
+            "vision": m.takes_images(), "pdf": m.reads_pdfs(), "context_window": m.context_window}

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from chat import sql
 from chat.generation.job import Outcome
-from chat.models import Conversation, Message, Reason, Status, UsageRecord
+from chat.models import Attachment, Conversation, Message, Reason, Status, UsageRecord
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -171,6 +171,16 @@ class NewAnswer:
     assistant: Message
     new_user_message: bool = True
     continues: bool = False
+    attachment_ids: tuple[uuid.UUID, ...] = ()  # uploads the user message brings (issue 16)
+
+
+def _claim_attachments(starts: list[NewAnswer]) -> None:
+    """Uploads sent with a message join its conversation (and go when it is purged)."""
+    for s in starts:
+        if s.attachment_ids:
+            Attachment.objects.filter(id__in=s.attachment_ids, owner=s.owner, conversation__isnull=True).update(
+                conversation=s.conversation.id
+            )
 
 
 def save_answer_start(start: NewAnswer) -> None:
@@ -192,6 +202,7 @@ def save_answer_start(start: NewAnswer) -> None:
             sql.insert([start.user_message, start.assistant])
         else:
             sql.insert([start.assistant])
+        _claim_attachments([start])
 
 
 def _start_or_error(start: NewAnswer) -> Exception | None:
@@ -225,6 +236,7 @@ def save_answer_starts(starts: list[NewAnswer]) -> list[Exception | None]:
         else:
             rows.append(s.assistant)
     sql.insert(rows)
+    _claim_attachments(starts)
     return [None] * len(starts)
 
 

@@ -27,9 +27,19 @@ urlpatterns += [
     path("api/conversations/<uuid:conversation_id>/restore/", conversations.restore_conversation, name="conversation-restore"),
     path("api/conversations/<uuid:conversation_id>/export.md", conversations.export_conversation, {"fmt": "md"}, name="conversation-export-md"),
     path("api/conversations/<uuid:conversation_id>/export.json", conversations.export_conversation, {"fmt": "json"}, name="conversation-export-json"),
+    path("api/conversations/<uuid:conversation_id>/export.zip", conversations.export_conversation, {"fmt": "zip"}, name="conversation-export-zip"),
     path("api/conversations/import/", conversations.import_conversation, name="conversation-import"),
     path("api/export/", conversations.export_all, name="export-all"),
     path("settings/", preferences.settings_page, name="settings"),
     path("settings/theme/", preferences.set_theme, name="settings-theme"),
     path("settings/import/", preferences.import_page, name="settings-import"),
+]
+
+from chat.attachments import views as attachments  # issue 16
+
+urlpatterns += [
+    path("api/attachments/", attachments.upload, name="attachment-upload"),
+    path("api/attachments/<uuid:attachment_id>/", attachments.download, name="attachment"),
+    path("api/attachments/<uuid:attachment_id>/text/", attachments.text, name="attachment-text"),
+    path("api/attachments/<uuid:attachment_id>/delete/", attachments.remove, name="attachment-delete"),
 ]

@@ -52,6 +52,9 @@ def chat_page(request: HttpRequest, conversation_id: uuid.UUID | None = None) ->
         "preferences": _page_preferences(request.user),
         "messages": [message_json(m) for m in conversation.messages.all()] if conversation else [],
         "browser_models": browser_models_for(request.user),
-        "limits": {"message_chars": limits.message_chars(), "frame_chars": limits.frame_bytes()},
+        "limits": {
+            "message_chars": limits.message_chars(), "frame_chars": limits.frame_bytes(),
+            "attachment_bytes": limits.attachment_bytes(), "attachments_per_message": limits.attachments_per_message(),
+        },
     }
     return render(request, "chat/chat.html", {"page_data": page_data})

@@ -257,6 +257,60 @@ PARLEY_EGRESS_DENY = env.list("PARLEY_EGRESS_DENY", default=[])
 # models on these hosts, and the page's connect-src allows exactly them. Empty: bundled only.
 PARLEY_BROWSER_MODEL_HOSTS = env.list("PARLEY_BROWSER_MODEL_HOSTS", default=[])
 
+# --- Attachments (docs/attachments.md) --------------------------------------------------
+# Where attached files live: "local" (a folder next to the database, or PARLEY_ATTACHMENTS_DIR)
+# or "s3" (any S3-compatible object store, through django-storages: pip install '.[s3]').
+# Files are served only through Parley, to their owner; the store is never public.
+PARLEY_ATTACHMENTS_STORAGE = env.str("PARLEY_ATTACHMENTS_STORAGE", default="local")
+_DB_DIR = Path(DATABASES["default"]["NAME"]).parent if "sqlite" in DATABASES["default"]["ENGINE"] else BASE_DIR
+PARLEY_ATTACHMENTS_DIR = env.str("PARLEY_ATTACHMENTS_DIR", default=str(_DB_DIR / "attachments"))
+if PARLEY_ATTACHMENTS_STORAGE == "s3":
+    _ATTACHMENTS: dict[str, object] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env.str("PARLEY_S3_BUCKET"),
+            "endpoint_url": env.str("PARLEY_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("PARLEY_S3_REGION", default="") or None,
+            "access_key": env.str("PARLEY_S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("PARLEY_S3_SECRET_ACCESS_KEY", default="") or None,
+            "location": env.str("PARLEY_S3_PREFIX", default="attachments"),
+            "addressing_style": env.str("PARLEY_S3_ADDRESSING_STYLE", default="") or None,
+            "default_acl": "private",
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
+elif PARLEY_ATTACHMENTS_STORAGE == "local":
+    # base_url None and no MEDIA_URL route: nothing maps a URL onto this folder.
+    _ATTACHMENTS = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": PARLEY_ATTACHMENTS_DIR, "base_url": None, "file_permissions_mode": 0o600,
+                    "directory_permissions_mode": 0o700},
+    }
+else:
+    raise ImproperlyConfigured('PARLEY_ATTACHMENTS_STORAGE must be "local" or "s3".')
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "attachments": _ATTACHMENTS,
+}
+# Limits, all checked before anything is written (chat/limits.py); bytes are as uploaded for one
+# file and as stored (images re-encoded) for a message and a user.
+PARLEY_ATTACHMENT_MAX_BYTES = env.int("PARLEY_ATTACHMENT_MAX_BYTES", default=10_000_000)
+PARLEY_ATTACHMENTS_PER_MESSAGE = env.int("PARLEY_ATTACHMENTS_PER_MESSAGE", default=10)
+PARLEY_ATTACHMENT_MESSAGE_BYTES = env.int("PARLEY_ATTACHMENT_MESSAGE_BYTES", default=30_000_000)
+PARLEY_ATTACHMENT_USER_BYTES = env.int("PARLEY_ATTACHMENT_USER_BYTES", default=1_000_000_000)
+PARLEY_ATTACHMENT_USER_FILES = env.int("PARLEY_ATTACHMENT_USER_FILES", default=5_000)
+# Images are kept (and sent) at most this many pixels on their long side: every provider
+# shrinks bigger ones anyway, and each turn of a chat sends its images again. 0 keeps them whole.
+PARLEY_IMAGE_MAX_EDGE = env.int("PARLEY_IMAGE_MAX_EDGE", default=2048)
+# A model without a context window in the catalogue is taken to read this many tokens.
+PARLEY_DEFAULT_CONTEXT_TOKENS = env.int("PARLEY_DEFAULT_CONTEXT_TOKENS", default=32_000)
+# An export zip (a conversation with its files) may be this large when imported.
+PARLEY_IMPORT_MAX_ARCHIVE_BYTES = env.int("PARLEY_IMPORT_MAX_ARCHIVE_BYTES", default=200_000_000)
+# Uploads larger than this are spooled to a temporary file while Django reads them.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

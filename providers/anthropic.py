@@ -11,13 +11,16 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from providers import http, streaming
+from providers import content, http, streaming
 from providers.base import (
+    ChatMessage,
     ChatRequest,
+    DocumentPart,
     Done,
     ErrorKind,
     Event,
     FinishReason,
+    ImagePart,
     ModelInfo,
     ProviderError,
     Reasoning,
@@ -58,12 +61,16 @@ def headers_for(target: Target) -> dict[str, str]:
 
 
 def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
-    system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+    system = "\n\n".join(content.flat_text(m) for m in request.messages if m.role == "system")
     default = target.quirks.get("default_max_tokens", DEFAULT_MAX_TOKENS)
     answer = request.max_tokens or int(default)  # type: ignore[call-overload]
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
+        "messages": [
+            {"role": m.role, "content": _blocks(m) if m.parts else m.content}
+            for m in request.messages
+            if m.role != "system"
+        ],
         "max_tokens": answer,
         "stream": True,
     }
@@ -79,6 +86,22 @@ def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
     if thinking and request.reasoning is not None:
         body.update(_thinking(request.reasoning, answer))
     return body
+
+
+def _blocks(m: ChatMessage) -> list[dict[str, Any]]:
+    """A turn with attachments as content blocks: images and PDFs as base64 sources."""
+    blocks: list[dict[str, Any]] = []
+    for part in content.pieces(m):
+        if isinstance(part, ImagePart):
+            source = {"type": "base64", "media_type": part.media_type, "data": content.b64(part.data)}
+            blocks.append({"type": "image", "source": source})
+        elif isinstance(part, DocumentPart) and content.native_pdf(part):
+            assert part.data is not None
+            source = {"type": "base64", "media_type": "application/pdf", "data": content.b64(part.data)}
+            blocks.append({"type": "document", "source": source, "title": part.name[:500]})
+        else:
+            blocks.append({"type": "text", "text": content.text_of(part)})
+    return blocks
 
 
 def _thinking(reasoning: Reasoning, answer: int) -> dict[str, Any]:
@@ -173,7 +196,14 @@ async def list_models(target: Target) -> list[ModelInfo]:
     )
     data = payload.get("data") if isinstance(payload, dict) else None
     return [
-        ModelInfo(entry["id"], str(entry.get("display_name") or ""))
+        ModelInfo(entry["id"], str(entry.get("display_name") or ""), _int(entry.get("max_input_tokens")), _vision(entry))
         for entry in (data if isinstance(data, list) else ())
         if isinstance(entry, dict) and isinstance(entry.get("id"), str)
     ]
+
+
+def _vision(entry: dict[str, Any]) -> bool | None:
+    """The list's ``capabilities.image_input.supported`` (newer API versions say it)."""
+    image = (entry.get("capabilities") or {}).get("image_input")
+    supported = image.get("supported") if isinstance(image, dict) else None
+    return supported if isinstance(supported, bool) else None

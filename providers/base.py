@@ -18,9 +18,53 @@ Role = Literal["system", "user", "assistant"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class TextPart:
+    """Text placed among other parts (an API caller's interleaved content)."""
+
+    text: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image the model should see: checked, re-encoded bytes and their media type.
+
+    ``media_type`` is one of image/png, image/jpeg, image/webp, image/gif; each family
+    encodes ``data`` itself (a data URL, a base64 source, inline data, an images array).
+    """
+
+    media_type: str
+    data: bytes = dataclasses.field(repr=False)
+    name: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DocumentPart:
+    """A document given as context: its name and its text, made on Parley's side.
+
+    ``data`` is the original file, set only where the family reads that kind of file
+    natively (Anthropic's PDF ``document`` blocks); every other family gets ``text``
+    wrapped with the file name (``providers.content.document_text``).
+    """
+
+    name: str
+    text: str = dataclasses.field(repr=False)
+    media_type: str = "text/plain"
+    data: bytes | None = dataclasses.field(default=None, repr=False)
+
+
+Part = TextPart | ImagePart | DocumentPart
+NO_PARTS: tuple[Part, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ChatMessage:
+    """One turn. ``parts`` (attachments, or an API caller's content array) come first, in
+    order, and ``content`` after them as the turn's last text. A plain-text turn has no
+    parts and costs what it always did: the shared empty tuple, one attribute test."""
+
     role: Role
     content: str
+    parts: tuple[Part, ...] = NO_PARTS
 
 
 Effort = Literal["low", "medium", "high"]
@@ -179,6 +223,7 @@ class ModelInfo:
     id: str
     display_name: str = ""
     context_window: int | None = None
+    vision: bool | None = None  # takes images, where the model list says (None: it does not say)
 
 
 class Family(Protocol):

@@ -15,13 +15,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-from providers import http, streaming
+from providers import content, http, streaming
 from providers.base import (
+    ChatMessage,
     ChatRequest,
+    DocumentPart,
     Done,
     ErrorKind,
     Event,
     FinishReason,
+    ImagePart,
     ModelInfo,
     ProviderError,
     Reasoning,
@@ -56,10 +59,10 @@ def headers_for(target: Target) -> dict[str, str]:
 
 
 def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
-    system = "\n\n".join(m.content for m in request.messages if m.role == "system")
+    system = "\n\n".join(content.flat_text(m) for m in request.messages if m.role == "system")
     body: dict[str, Any] = {
         "contents": [
-            {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
+            {"role": "model" if m.role == "assistant" else "user", "parts": _parts(m) if m.parts else [{"text": m.content}]}
             for m in request.messages
             if m.role != "system"
         ]
@@ -81,6 +84,20 @@ def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
     if config:
         body["generationConfig"] = config
     return body
+
+
+def _parts(m: ChatMessage) -> list[dict[str, Any]]:
+    """A turn with attachments: images (and PDFs sent whole) as inline data, documents as text."""
+    parts: list[dict[str, Any]] = []
+    for part in content.pieces(m):
+        if isinstance(part, ImagePart):
+            parts.append({"inline_data": {"mime_type": part.media_type, "data": content.b64(part.data)}})
+        elif isinstance(part, DocumentPart) and content.native_pdf(part):
+            assert part.data is not None
+            parts.append({"inline_data": {"mime_type": "application/pdf", "data": content.b64(part.data)}})
+        else:
+            parts.append({"text": content.text_of(part)})
+    return parts
 
 
 def _thinking_config(reasoning: Reasoning | None) -> dict[str, Any] | None:

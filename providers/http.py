@@ -350,8 +350,17 @@ async def open_stream(
 
 async def get_json(target: Target, url: str, headers: Mapping[str, str]) -> object:
     """GET a JSON document (model lists), mapping failures like a stream's."""
+    return await _json(target, "GET", url, headers, None)
+
+
+async def post_json(target: Target, url: str, body: object, headers: Mapping[str, str]) -> object:
+    """POST a small JSON body for a JSON document (Ollama's /api/show), like get_json."""
+    return await _json(target, "POST", url, headers, body)
+
+
+async def _json(target: Target, method: str, url: str, headers: Mapping[str, str], body: object) -> object:
     async with _checkout(url) as client:
-        request = client.build_request("GET", url, headers=headers, timeout=timeout_for(target))
+        request = client.build_request(method, url, headers=headers, json=body, timeout=timeout_for(target))
         try:
             response = await client.send(request, stream=True)
         except httpx.HTTPError as exc:

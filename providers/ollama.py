@@ -6,12 +6,15 @@ arrives as one ``{"error": "..."}`` line and then the stream closes.
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from providers import http, streaming
+from providers import content, http, streaming
 from providers.base import (
+    ChatMessage,
     ChatRequest,
     Done,
     ErrorKind,
@@ -53,7 +56,7 @@ def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
         options["num_ctx"] = num_ctx
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": [_message(m) if m.parts else {"role": m.role, "content": m.content} for m in request.messages],
         "stream": True,
     }
     if request.reasoning is not None:
@@ -64,6 +67,15 @@ def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
     if options:
         body["options"] = options
     return body
+
+
+def _message(m: ChatMessage) -> dict[str, Any]:
+    """Ollama takes one string per turn and images beside it, base64 without a data URL."""
+    message: dict[str, Any] = {"role": m.role, "content": content.flat_text(m)}
+    images = content.images(m)
+    if images:
+        message["images"] = [content.b64(image.data) for image in images]
+    return message
 
 
 def parse_line(obj: object) -> list[Event]:
@@ -119,8 +131,28 @@ def stream(target: Target, request: ChatRequest) -> AsyncIterator[Event]:
 async def list_models(target: Target) -> list[ModelInfo]:
     payload = await http.get_json(target, http.join_url(target.base_url, "api/tags"), headers_for(target))
     entries = payload.get("models") if isinstance(payload, dict) else None
-    return [
-        ModelInfo(entry["name"])
+    names = [
+        entry["name"]
         for entry in (entries if isinstance(entries, list) else ())
         if isinstance(entry, dict) and isinstance(entry.get("name"), str)
     ]
+    # /api/tags says nothing of capabilities; /api/show does, one model at a time.
+    shown = await asyncio.gather(*(_capabilities(target, n) for n in names[:_SHOW_AT_MOST]))
+    return [
+        ModelInfo(name, vision=("vision" in caps) if caps is not None else None)
+        for name, caps in itertools.zip_longest(names, shown)
+    ]
+
+
+_SHOW_AT_MOST = 100  # a server with more models gets the rest without capabilities
+
+
+async def _capabilities(target: Target, name: str) -> list[str] | None:
+    """The model's capabilities from /api/show ("completion", "vision", ...), None if unknown."""
+    try:
+        payload = await http.post_json(target, http.join_url(target.base_url, "api/show"), {"model": name},
+                                       headers_for(target))
+    except ProviderError:
+        return None
+    caps = payload.get("capabilities") if isinstance(payload, dict) else None
+    return [str(c) for c in caps] if isinstance(caps, list) else None

@@ -16,13 +16,15 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from providers import http, streaming
+from providers import content, http, streaming
 from providers.base import (
+    ChatMessage,
     ChatRequest,
     Done,
     ErrorKind,
     Event,
     FinishReason,
+    ImagePart,
     ModelInfo,
     ProviderError,
     ReasoningDelta,
@@ -58,7 +60,7 @@ def headers_for(target: Target) -> dict[str, str]:
 def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": [_message(m) if m.parts else {"role": m.role, "content": m.content} for m in request.messages],
         "stream": True,
     }
     # Strict servers (Mistral) answer 422 to a field they do not know.
@@ -77,6 +79,17 @@ def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
     if isinstance(extra, dict):
         body.update(extra)
     return body
+
+
+def _message(m: ChatMessage) -> dict[str, Any]:
+    """A turn with attachments: content parts, images as data URLs, documents as text."""
+    parts: list[dict[str, Any]] = []
+    for part in content.pieces(m):
+        if isinstance(part, ImagePart):
+            parts.append({"type": "image_url", "image_url": {"url": content.data_url(part.media_type, part.data)}})
+        else:
+            parts.append({"type": "text", "text": content.text_of(part)})
+    return {"role": m.role, "content": parts}
 
 
 def _reasoning_fields(target: Target, request: ChatRequest) -> dict[str, Any]:
@@ -217,6 +230,16 @@ async def list_models(target: Target) -> list[ModelInfo]:
         if isinstance(entry, dict) and isinstance(entry.get("id"), str):
             name = entry.get("name") or entry.get("display_name")
             models.append(
-                ModelInfo(entry["id"], name if isinstance(name, str) else "", _context_window(entry))
+                ModelInfo(entry["id"], name if isinstance(name, str) else "", _context_window(entry), _vision(entry))
             )
     return models
+
+
+def _vision(entry: dict[str, Any]) -> bool | None:
+    """Whether the list says the model takes images: OpenRouter's input modalities, Mistral's
+    capabilities. Plain OpenAI-style lists say nothing (None: the preset's default applies)."""
+    modalities = (entry.get("architecture") or {}).get("input_modalities")
+    if isinstance(modalities, list):
+        return "image" in modalities
+    vision = (entry.get("capabilities") or {}).get("vision")
+    return vision if isinstance(vision, bool) else None

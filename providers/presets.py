@@ -22,6 +22,9 @@ class Preset:
     supports_model_list: bool = True
     quirks: Mapping[str, object] = dataclasses.field(default_factory=lambda: MappingProxyType({}))
     custom_headers: bool = False  # the form offers extra headers (gateways, OpenRouter attribution)
+    # Models of this service take images unless the catalogue says otherwise (ChatModel.vision):
+    # true where every current chat model does; self-hosted servers depend on the model loaded.
+    vision: bool = False
 
 
 def _q(**quirks: object) -> Mapping[str, object]:
@@ -35,7 +38,7 @@ _ALL = [
         "openai",
         "https://api.openai.com/v1",
         # Reasoning models reject max_tokens; every current OpenAI model takes this name.
-        quirks=_q(max_tokens_field="max_completion_tokens", reasoning_effort=True),
+        quirks=_q(max_tokens_field="max_completion_tokens", reasoning_effort=True), vision=True,
     ),
     # reasoning_effort: the server takes OpenAI's field (gpt-oss, Qwen3 and other thinking models).
     Preset("groq", "Groq", "openai", "https://api.groq.com/openai/v1", quirks=_q(reasoning_effort=True)),
@@ -101,8 +104,8 @@ _ALL = [
         "gateway", "Custom OpenAI-compatible gateway", "openai", "", key_required=False, custom_headers=True,
         quirks=_q(reasoning_effort=True),  # LiteLLM and most gateways translate it per upstream
     ),
-    Preset("anthropic", "Anthropic", "anthropic", "https://api.anthropic.com"),
-    Preset("gemini", "Google Gemini", "gemini", "https://generativelanguage.googleapis.com"),
+    Preset("anthropic", "Anthropic", "anthropic", "https://api.anthropic.com", vision=True),
+    Preset("gemini", "Google Gemini", "gemini", "https://generativelanguage.googleapis.com", vision=True),
     Preset("ollama", "Ollama (native)", "ollama", "http://localhost:11434", key_required=False),
 ]
 
@@ -112,3 +115,13 @@ PRESETS: Mapping[str, Preset] = MappingProxyType({p.key: p for p in _ALL})
 def choices() -> list[tuple[str, str]]:
     """(key, label) pairs for a form's select, in the order above."""
     return [(p.key, p.label) for p in _ALL]
+
+
+# Without a preset, the family's own API decides: every current Claude and Gemini model sees.
+_FAMILY_VISION = {"anthropic": True, "gemini": True}
+
+
+def vision_default(preset: str, family: str) -> bool:
+    """Whether a model takes images when nobody has said: the preset's default, else the family's."""
+    found = PRESETS.get(preset)
+    return found.vision if found is not None else _FAMILY_VISION.get(family, False)

@@ -25,14 +25,17 @@ class FamilySpec:
     key: str
     label: str
     module: str
+    # Reads a PDF itself (Anthropic `document` blocks, Gemini inline data): a model of this
+    # family that takes images is sent the file; every other model gets the text Parley made.
+    native_pdf: bool = False
 
 
 FAMILIES: dict[str, FamilySpec] = {
     spec.key: spec
     for spec in (
         FamilySpec("openai", "OpenAI-compatible Chat Completions", "providers.openai_compat"),
-        FamilySpec("anthropic", "Anthropic Messages API", "providers.anthropic"),
-        FamilySpec("gemini", "Google Gemini API", "providers.gemini"),
+        FamilySpec("anthropic", "Anthropic Messages API", "providers.anthropic", native_pdf=True),
+        FamilySpec("gemini", "Google Gemini API", "providers.gemini", native_pdf=True),
         FamilySpec("ollama", "Ollama native API", "providers.ollama"),
     )
 }

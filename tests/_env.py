@@ -15,3 +15,5 @@ os.environ.setdefault(
 )
 # Generated titles would spend fake-provider scripts meant for answers; tests that want them say so.
 os.environ.setdefault("PARLEY_AUTO_TITLES", "0")
+# Attached files of this run, apart from any other run's (chat/attachments/files.py).
+os.environ.setdefault("PARLEY_ATTACHMENTS_DIR", os.path.join(tempfile.gettempdir(), f"parley-test-files-{os.getpid()}"))

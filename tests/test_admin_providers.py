@@ -172,6 +172,27 @@ def test_discovery_speaks_each_family(admin_client: Client, fake: FakeProvider) 
         assert p.models.get().model_id == "fake-model"
 
 
+def test_discovery_records_which_models_take_images_where_the_list_says(
+    admin_client: Client, fake: FakeProvider, provider: Provider
+) -> None:
+    fake.script_for_model("pixel-vision", Script())
+    run_action(admin_client, "discover_models", provider)
+    found = {m.model_id: (m.vision, m.takes_images()) for m in provider.models.all()}
+    # fake-model was there before: the list's "no" fills in what nobody had decided.
+    assert found == {"fake-model": (False, False), "pixel-vision": (True, True)}
+
+
+def test_a_model_nobody_decided_for_follows_its_presets_default(transactional_db: None) -> None:
+    def model(preset: str, family: str) -> ChatModel:
+        p = Provider.objects.create(name=f"p{Provider.objects.count()}", family=family, preset=preset, base_url="http://x")
+        return ChatModel.objects.create(provider=p, model_id="m")
+
+    assert model("openai", "openai").takes_images() and model("anthropic", "anthropic").takes_images()
+    assert model("", "gemini").takes_images() and not model("llamacpp", "openai").takes_images()
+    assert not model("", "ollama").takes_images()
+    assert model("anthropic", "anthropic").reads_pdfs() and not model("openai", "openai").reads_pdfs()
+
+
 @pytest.fixture
 def silent_port() -> Iterator[int]:
     """A port that accepts connections and never answers: a hung provider."""

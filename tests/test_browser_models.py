@@ -202,6 +202,21 @@ def test_an_exchange_is_saved_as_a_new_conversation(alice: User, smollm: Browser
     assert "in your browser" in conversation.messages.last().model_name  # type: ignore[union-attr]
 
 
+def test_an_exchange_keeps_the_files_its_question_was_sent_with(alice: User, bob: User, smollm: BrowserModel) -> None:
+    from chat.attachments import writes
+    from chat.models import Attachment
+
+    notes = writes.do_upload(alice, "notes.md", b"# Plan")
+    response = post(client_for(alice), exchange(smollm, prompt="", attachments=[str(notes.id)]))
+    assert response.status_code == 201
+    question = Message.objects.get(role="user")
+    assert [a["name"] for a in question.attachments] == ["notes.md"]
+    assert Attachment.objects.get(id=notes.id).conversation_id == question.conversation_id
+    bobs = writes.do_upload(bob, "secret.md", b"# Mine")
+    refused = post(client_for(alice), exchange(smollm, attachments=[str(bobs.id)]))
+    assert refused.status_code == 404 and Attachment.objects.get(id=bobs.id).conversation_id is None
+
+
 def test_posting_the_same_client_id_twice_saves_it_once(alice: User, smollm: BrowserModel) -> None:
     client = client_for(alice)
     payload = exchange(smollm)

@@ -86,7 +86,8 @@ def test_the_page_lists_only_the_users_conversations_newest_first_and_usable_mod
     data = page_data(signed_in(alice).get("/chat/"))
     assert [c["title"] for c in data["conversations"]] == ["newer", "older"]
     assert [c["id"] for c in data["conversations"]] == [str(newer.id), str(older.id)]
-    assert data["models"] == [{"id": str(fake_model.id), "name": "Fake Model", "provider": "Fake", "default": True}]
+    assert data["models"] == [{"id": str(fake_model.id), "name": "Fake Model", "provider": "Fake", "default": True,
+                               "vision": False, "pdf": False, "context_window": None}]
 
 
 def test_bob_cannot_read_alices_conversation_over_http(alice: Any, bob: Any) -> None:

@@ -9,6 +9,7 @@ A failure midway deletes what was written; the user sees all of it or none of it
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from chat import limits
+from chat.attachments import transfer as attachment_transfer
 from chat.conversations.writes import preferences_for
 from chat.limits import Invalid
 from chat.models import Conversation, Message, Reason, Role, Status, TitleSource
@@ -54,19 +56,28 @@ def export_doc(conversation: Conversation, messages: list[Message]) -> dict[str,
                 "content": m.content, "reasoning": m.reasoning, "status": m.status, "reason": m.reason,
                 "model": m.model_name or None, "created": m.created.isoformat(),
                 "usage": {"input_tokens": m.input_tokens, "output_tokens": m.output_tokens},
+                # Names, types and sizes; the bytes travel only in export.zip (chat/attachments/transfer.py).
+                **({"attachments": m.attachments} if m.attachments else {}),
             }
             for m in messages
         ],
     }
 
 
-def export_markdown(conversation: Conversation, messages: list[Message]) -> str:
+def server_link(summary: dict[str, Any]) -> str:
+    return f"/api/attachments/{summary['id']}/"
+
+
+def export_markdown(conversation: Conversation, messages: list[Message], link: Any = server_link) -> str:
+    """`link(summary)` is where a file opens: on the server, or beside the .md in the zip."""
     lines = [f"# {conversation.title or 'Untitled'}", ""]
     if conversation.system_prompt:
         lines += ["**System prompt**", "", conversation.system_prompt, ""]
     for m in messages:
         who = "You" if m.role == "user" else (m.model_name or "Assistant")
         lines += [f"## {who}", "", m.content, ""]
+        if m.attachments:
+            lines += [*attachment_transfer.markdown_links(m.attachments, link), ""]
         if m.status != "complete":
             lines += [f"*({m.status}{', ' + m.reason if m.reason else ''})*", ""]
     return "\n".join(lines).rstrip() + "\n"
@@ -95,11 +106,21 @@ def export_everything(user: Any) -> dict[str, Any]:
 # ---- reading an import ------------------------------------------------------------------------
 
 def read_import(request: HttpRequest) -> Any:
-    """The export to import: a JSON body, or a `file` field of a form. Size-capped before parsing."""
+    """The export to import: a JSON body, or a `file` field of a form. Size-capped before parsing.
+
+    A zip (export.zip, with files) comes back as (document, archive) for import_conversation.
+    """
     cap = limits.import_bytes()
     too_large = Invalid(f"The file is larger than {cap:,} bytes.")
     upload = request.FILES.get("file")
     if upload is not None:
+        if attachment_transfer.is_zip(upload.read(4)):
+            archive_cap = limits.import_archive_bytes()
+            if upload.size is not None and upload.size > archive_cap:
+                raise Invalid(f"The zip is larger than {limits.megabytes(archive_cap)}.")
+            upload.seek(0)
+            return attachment_transfer.open_archive(upload)
+        upload.seek(0)
         if upload.size is not None and upload.size > cap:
             raise too_large
         raw = upload.read(cap + 1)
@@ -133,7 +154,9 @@ def _message(doc: object, index: int, ids: set[str]) -> dict[str, Any]:
         raise Invalid(f"{where}: `id` must be a string.")
     limit = limits.stored_message_chars()
     model = doc.get("model")
+    files = attachment_transfer.summaries(doc.get("attachments"), where) if role == Role.USER else []
     return {
+        "attachments": files,
         "old_id": old_id, "parent": parent, "role": role, "status": status, "reason": reason,
         "content": limits.text(doc.get("content", ""), "content", limit, where=where),
         "reasoning": limits.text(doc.get("reasoning", ""), "reasoning", limit, where=where),
@@ -188,6 +211,7 @@ def _write_chunk(conversation: Conversation, chunk: list[tuple[uuid.UUID, uuid.U
         Message(
             id=new_id, conversation=conversation, parent_id=parent_id, role=m["role"], content=m["content"],
             reasoning=m["reasoning"], status=m["status"], reason=m["reason"], model_name=m["model_name"],
+            attachments=m.get("kept_attachments", []),
         )
         for new_id, parent_id, m, _ in chunk
     ]
@@ -204,10 +228,22 @@ def _reveal(conversation: Conversation) -> None:
 
 
 async def import_conversation(user: Any, doc: object) -> Conversation:
-    """Create a conversation from an export, all or nothing, new ids throughout."""
+    """Create a conversation from an export, all or nothing, new ids throughout.
+
+    `doc` may be (document, zip) from read_import: the zip's files are checked before
+    anything is written, and stored with the conversation while it is still hidden.
+    """
+    archive = None
+    if isinstance(doc, tuple):
+        doc, archive = doc
     head, messages = parse_import(doc)
+    file_plans = await asyncio.to_thread(attachment_transfer.plan, user, messages, archive) if any(
+        m["attachments"] for m in messages) else []
     conversation = await database_sync_to_async(_create_hidden)(user, head, messages)
     try:
+        for m, files in zip(messages, file_plans):
+            if files:
+                m["kept_attachments"] = await asyncio.to_thread(attachment_transfer.write, user, conversation.id, files)
         now = timezone.now()
         new_ids: dict[str, uuid.UUID] = {}
         planned = []

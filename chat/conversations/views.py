@@ -11,12 +11,14 @@ import json
 import uuid
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from chat import limits
 from chat.access import access_conversation
+from chat.attachments import transfer as attachment_transfer
 from chat.conversations import queries, transfer, writes
 from chat.limits import Invalid
 from chat.models import Conversation
@@ -91,14 +93,22 @@ def _filename(conversation: Conversation, ext: str) -> str:
 
 @require_GET
 @login_required
-def export_conversation(request: HttpRequest, conversation_id: uuid.UUID, fmt: str) -> HttpResponse:
-    """GET /api/conversations/<id>/export.md or export.json, as a download."""
+def export_conversation(request: HttpRequest, conversation_id: uuid.UUID, fmt: str) -> HttpResponseBase:
+    """GET /api/conversations/<id>/export.md, export.json or export.zip (with files), as a download."""
     conversation = access_conversation(request.user, conversation_id)
     messages = list(conversation.messages.all())
     if fmt == "md":
-        body = transfer.export_markdown(conversation, messages)
+        def on_server(summary: dict[str, object]) -> str:
+            return request.build_absolute_uri(transfer.server_link(summary))
+
+        body = transfer.export_markdown(conversation, messages, on_server)
         return _download(body, _filename(conversation, "md"), "text/markdown; charset=utf-8")
     body = json.dumps(transfer.export_doc(conversation, messages), ensure_ascii=False, indent=1)
+    if fmt == "zip":
+        markdown = transfer.export_markdown(conversation, messages, attachment_transfer.member)
+        archive = attachment_transfer.export_zip(conversation, messages, body, markdown)
+        return FileResponse(archive, as_attachment=True, filename=_filename(conversation, "zip"),
+                            content_type="application/zip")
     return _download(body, _filename(conversation, "json"), "application/json")
 
 

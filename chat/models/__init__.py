@@ -7,9 +7,10 @@ from chat.models.invites import Invite
 from chat.models.preferences import Theme, UserPreferences
 from chat.models.usage import Budget, Period, Source, UsageRecord
 from chat.models.audit import AuditEvent
+from chat.models.attachments import Attachment, Kind
 
 __all__ = [
-    "AuditEvent", "Budget", "ChatModel", "Conversation", "Effort", "Family", "Invite", "Message", "Period",
+    "Attachment", "AuditEvent", "Kind", "Budget", "ChatModel", "Conversation", "Effort", "Family", "Invite", "Message", "Period",
     "Provider", "Reason", "ReasoningMode", "Role", "Source", "Status", "Theme", "TitleSource", "UsageRecord",
     "UserPreferences",
 ]

@@ -159,6 +159,11 @@ class ChatModel(models.Model):
         null=True, blank=True,
         help_text="Thinking tokens, for APIs that take a budget: Claude before 4.6 (1024+), Gemini 2.5.",
     )
+    vision = models.BooleanField(
+        null=True, blank=True, verbose_name="takes images",
+        help_text="Whether users may attach images for this model. Unknown: the provider's preset decides "
+        "(discovery fills this in where the provider's model list says).",
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -171,6 +176,18 @@ class ChatModel(models.Model):
     @property
     def name(self) -> str:
         return self.display_name or self.model_id
+
+    def takes_images(self) -> bool:
+        """The admin's or discovery's word, else the preset's default (presets.vision_default)."""
+        if self.vision is not None:
+            return bool(self.vision)
+        from providers.presets import vision_default
+
+        return vision_default(self.provider.preset, self.provider.family)
+
+    def reads_pdfs(self) -> bool:
+        """Sent PDFs whole (the family reads them itself) rather than their text."""
+        return registry.FAMILIES[self.provider.family].native_pdf and self.takes_images()
 
     def reasoning_request(self) -> Reasoning | None:
         """What the adapters are asked for; None leaves the model at its own default."""

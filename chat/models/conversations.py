@@ -99,6 +99,9 @@ class Message(models.Model):
     error_kind = models.CharField(max_length=20, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
     error_ref = models.CharField(max_length=16, blank=True)
+    # A user message's files, as Attachment.summary() made them when it was sent (in order):
+    # what the page shows and history reads, without a query per message.
+    attachments = models.JSONField(default=list, blank=True)
     # Delta frames already folded into `content` (for resuming a stream after a checkpoint).
     seq = models.PositiveIntegerField(default=0)
     # The process generating it, while `streaming` (chat.janitor recovers a dead one's answers).

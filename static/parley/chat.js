@@ -15,7 +15,8 @@ import { ChatSettings } from "./chatsettings.js";
 import { wireShortcuts } from "./shortcuts.js";
 import { ConnectionNotice } from "./connection.js";
 import { BudgetNotice } from "./budget.js";
-import { CONTINUE_PROMPT, InBrowser, runAnswer, turnsFrom } from "./local.js";
+import { CONTINUE_PROMPT, InBrowser, runAnswer, turnsFrom, withFiles } from "./local.js";
+import { Tray, textsFor } from "./attachments.js";
 import { isDevice } from "./devicestore.js";
 
 /** @typedef {import("./events.js").PageData} PageData */
@@ -42,6 +43,16 @@ const picker = new ModelPicker(/** @type {HTMLSelectElement} */ (byId("model")),
 // Models that run in this browser join the same picker; their engines load only when picked.
 const inBrowser = new InBrowser(picker.select, data.browser_models ?? [], byId("composer"));
 const noModels = data.models.length === 0 && inBrowser.models.length === 0;
+// Files for the next message: what the picked model can take is checked before each upload.
+const tray = new Tray(/** @type {HTMLFormElement} */ (byId("composer")), prompt, () => {
+  const local = inBrowser.owns(picker.value);
+  const model = picker.model;
+  return {
+    model: local ? inBrowser.model(picker.value).name : (model?.name ?? "This model"),
+    vision: Boolean(model?.vision), local, deviceOnly: local ? inBrowser.deviceOnly : isDevice(current?.id),
+    seeing: data.models.filter((m) => m.vision).map((m) => m.name),
+  };
+}, data.limits ?? {}, () => refreshComposer());
 const prefs = data.preferences;
 const sidebar = new Sidebar(byId("sidebar"), data, {
   open: (id) => open(id, true),
@@ -80,6 +91,7 @@ function show(conversation, list, settings) {
   sidebar.setActive(conversation?.id ?? null);
   pickModelFor(conversation);
   inBrowser.follow(conversation);
+  tray.refresh();
   document.title = conversation ? `${conversation.title || "Untitled"} · Parley` : "Parley";
   refreshComposer();
 }
@@ -165,24 +177,35 @@ function answerOnScreen() {
 /**
  * @param {string} content
  * @param {string | null} [parent]  for Edit: the edited message's parent (absent: after the newest)
+ * @param {import("./events.js").Attachment[]} [files]  for Edit: the edited message's files (absent: the tray's)
  */
-async function send(content, parent) {
-  if (!content.trim() || sending || answerOnScreen() || !picker.value) return;
+async function send(content, parent, files) {
+  const fromTray = files === undefined;
+  const attachments = (files ?? tray.attachments()).filter((a) => !a.missing);
+  if ((!content.trim() && !attachments.length) || sending || answerOnScreen() || !picker.value) return;
+  const blocker = fromTray ? tray.blocker() : "";
+  if (blocker) {
+    tray.say(blocker);
+    return;
+  }
   sending = true;
   const startedIn = current;
   // An edit branches: the page shows the branch up to the edited message's parent, then the edit.
   if (parent !== undefined) messages.show(thread.path(parent), { keepScroll: true });
-  const mine = new MessageView({ id: "", role: "user", content, status: "sending" });
+  const mine = new MessageView({ id: "", role: "user", content, status: "sending", attachments });
+  if (fromTray) tray.clear(); // the files now belong to the message on screen; a refusal gives them back
   messages.add(mine);
   refreshComposer();
-  if (inBrowser.owns(picker.value)) return sendInBrowser(mine, startedIn, parent);
+  const giveBack = () => { if (fromTray && !tray.attachments().length) tray.restore(attachments); };
+  if (inBrowser.owns(picker.value)) return sendInBrowser(mine, startedIn, parent, giveBack);
   const limit = data.limits?.message_chars ?? Infinity;
   if (content.length > limit) {
     // Said here, in the server's words: a frame the server cannot take is never sent.
     mine.update({ status: "error", error: { kind: "too_large",
-      message: `The message is longer than ${limit.toLocaleString("en")} characters. Shorten it.` } });
+      message: `The message is longer than ${limit.toLocaleString("en")} characters. Shorten it, or attach it as a file.` } });
     messages.changed(mine);
     if (!prompt.value) prompt.value = content;
+    giveBack();
     sending = false;
     refreshComposer();
     return;
@@ -192,13 +215,15 @@ async function send(content, parent) {
     mine.update({ status: "error", error: { kind: "refused", message: "This chat is kept on this device only: pick an in-browser model to answer it." } });
     messages.changed(mine);
     if (!prompt.value) prompt.value = content;
+    giveBack();
     sending = false;
     refreshComposer();
     return;
   }
   try {
     const request = { conversation: current?.id ?? null, model: picker.value, content,
-      options: chatSettings.options(), ...(parent !== undefined && { parent }) };
+      options: chatSettings.options(), ...(parent !== undefined && { parent }),
+      ...(attachments.length && { attachments: attachments.map((a) => a.id) }) };
     const { conversation, message } = await postMessage(socket, request, (assistant) => {
       const view = new MessageView(assistant);
       if (current?.id === conversation.id) { thread.add(view); messages.add(view); }
@@ -224,6 +249,7 @@ async function send(content, parent) {
     messages.changed(mine);
     messages.announcer.say(() => text, true); // a refusal (budget, rate) is heard, not only seen
     if (!prompt.value) prompt.value = content; // nothing typed is lost
+    giveBack(); // nor anything attached
   } finally {
     sending = false;
     refreshComposer();
@@ -340,21 +366,26 @@ function adoptNew(conversation) {
 
 /**
  * Send `mine` to the in-browser model: it reads the stored branch up to `parent` (an Edit's
- * parent, else the last message on screen) and the new question.
+ * parent, else the last message on screen) and the new question, documents as text.
  * @param {MessageView} mine @param {Conversation | null} startedIn @param {string | null | undefined} parent
+ * @param {() => void} giveBack  puts the files back in the tray when nothing was kept
  */
-async function sendInBrowser(mine, startedIn, parent) {
+async function sendInBrowser(mine, startedIn, parent, giveBack) {
   const after = parent !== undefined ? parent : (thread.path().at(-1)?.data.id ?? null);
-  const turns = [...turnsFrom(after === null ? [] : branch(after), chatSettings.values.system_prompt),
-    { role: /** @type {const} */ ("user"), content: mine.data.content }];
+  const history = after === null ? [] : branch(after);
+  const texts = await textsFor([...history, mine.data]);
+  const turns = [...turnsFrom(history, chatSettings.values.system_prompt, texts),
+    { role: /** @type {const} */ ("user"), content: withFiles(mine.data, texts) }];
+  const files = mine.data.attachments ?? [];
   const view = new MessageView({ id: `local-${crypto.randomUUID()}`, role: "assistant", content: "",
     status: "streaming", model: `${inBrowser.model(picker.value).name} (in your browser)` });
   mine.update({ status: "complete" });
   messages.changed(mine);
   messages.add(view);
   try {
-    const saved = await answerHere(view, turns, { prompt: mine.data.content, parent: after }, startedIn);
-    if (!saved) return;
+    const saved = await answerHere(view, turns, { prompt: mine.data.content, parent: after,
+      ...(files.length && { attachments: files.map((a) => a.id), files }) }, startedIn);
+    if (!saved) { giveBack(); return; }
     const [question, answer] = saved.messages;
     mine.update(question);
     view.update(answer);
@@ -385,7 +416,7 @@ async function answerAgainInBrowser(type, view) {
     }
     const question = view.data.parent ?? null;
     if (type === "continue") {
-      const turns = [...turnsFrom(branch(view.data.id), chatSettings.values.system_prompt),
+      const turns = [...turnsFrom(branch(view.data.id), chatSettings.values.system_prompt, await textsFor(branch(view.data.id))),
         { role: /** @type {const} */ ("user"), content: CONTINUE_PROMPT }];
       const before = { ...view.data };
       view.update({ status: "streaming" });
@@ -396,7 +427,8 @@ async function answerAgainInBrowser(type, view) {
       messages.changed(view);
       return;
     }
-    const turns = turnsFrom(question === null ? [] : branch(question), chatSettings.values.system_prompt);
+    const asked = question === null ? [] : branch(question);
+    const turns = turnsFrom(asked, chatSettings.values.system_prompt, await textsFor(asked));
     const fresh = new MessageView({ id: `local-${crypto.randomUUID()}`, parent: question, role: "assistant",
       content: "", status: "streaming", model: `${inBrowser.model(picker.value).name} (in your browser)` });
     messages.show([...thread.path(question), fresh], { keepScroll: true });
@@ -416,13 +448,13 @@ async function answerAgainInBrowser(type, view) {
 function refreshComposer() {
   const answering = Boolean(answerOnScreen());
   stopButton.hidden = !answering;
-  sendButton.disabled = sending || answering || noModels;
+  sendButton.disabled = sending || answering || noModels || Boolean(tray.blocker());
   emptyNote.hidden = messages.container.childElementCount > 0 || noModels;
 }
 
 function submit() {
   const content = prompt.value;
-  if (!content.trim() || sendButton.disabled) return;
+  if ((!content.trim() && tray.empty) || sendButton.disabled) return;
   prompt.value = "";
   send(content);
 }
@@ -501,7 +533,7 @@ function wire() {
   });
   messages.handlers = {
     page,
-    edit: (view, text) => send(text, view.data.parent ?? null),
+    edit: (view, text) => send(text, view.data.parent ?? null, view.data.attachments ?? []),
     regenerate: (view) => answerAgain("regenerate", view),
     continue: (view) => answerAgain("continue", view),
   };
@@ -509,6 +541,8 @@ function wire() {
   narrow.addEventListener("change", syncToggle);
   syncToggle();
   picker.select.addEventListener("change", modelChanged);
+  picker.select.addEventListener("change", () => tray.refresh());
+  inBrowser.deviceOnlyBox.addEventListener("change", () => tray.refresh());
   byId("chat-settings-open").addEventListener("click", () => chatSettings.open());
   socket.on("title", (frame) => {
     sidebar.retitle(frame.conversation, frame.title);

@@ -22,6 +22,8 @@
  * @property {string | null} [parent]
  * @property {string} [question]  a regenerate
  * @property {string} [continues]  a continue
+ * @property {string[]} [attachments]  a send's uploaded files (posted to the server)
+ * @property {import("./events.js").Attachment[]} [files]  a send's files as kept here (with their text)
  */
 
 const DB_NAME = "parley-local";
@@ -133,7 +135,8 @@ export class DeviceStore {
     const now = new Date().toISOString();
     /** @type {Conversation} */
     const conversation = (ex.conversation && await done(conversations.get(ex.conversation))) || {
-      id: DEVICE_PREFIX + ex.client_id, title: (ex.prompt ?? "").split(/\s+/).join(" ").trim().slice(0, TITLE_CHARS),
+      id: DEVICE_PREFIX + ex.client_id,
+      title: (ex.prompt || (ex.files ?? []).map((f) => f.name).join(", ")).split(/\s+/).join(" ").trim().slice(0, TITLE_CHARS),
       device: true, pinned: false, created: now,
     };
     Object.assign(conversation, { browser_model: ex.model, updated: now });
@@ -148,7 +151,7 @@ export class DeviceStore {
     } else {
       question = ex.question ? await done(messages.get(ex.question)) : {
         id: crypto.randomUUID(), conversation: conversation.id, parent: ex.parent ?? null, role: "user",
-        content: ex.prompt ?? "", status: "complete", created: now,
+        content: ex.prompt ?? "", status: "complete", created: now, attachments: ex.files ?? [],
       };
       answer = { id: crypto.randomUUID(), conversation: conversation.id, parent: question.id, role: "assistant",
         content: ex.answer, model: ex.model_name, created: new Date(Date.now() + 1).toISOString(), ...end };

@@ -31,6 +31,24 @@
  * @property {string} [created]
  * @property {number} [seq]
  * @property {AnswerError | null} [error]
+ * @property {Attachment[]} [attachments]  a user message's files, in the order sent
+ */
+
+/**
+ * A file with a message (chat/models/attachments.py summary()); `text` only for files kept on
+ * this device, `missing` for files an import named but did not bring.
+ * @typedef {object} Attachment
+ * @property {string} id
+ * @property {string} name
+ * @property {"image" | "document"} kind
+ * @property {string} [media_type]
+ * @property {number} [size]
+ * @property {number | null} [width]
+ * @property {number | null} [height]
+ * @property {number | null} [pages]
+ * @property {number} [chars]
+ * @property {string} [text]
+ * @property {boolean} [missing]
  */
 
 /**
@@ -39,7 +57,8 @@
  * @typedef {{id: string, title: string, model?: string | null, browser_model?: string | null,
  *   updated?: string, created?: string, pinned?: boolean, device?: boolean,
  *   settings?: {system_prompt: string, temperature: number | null, max_tokens: number | null}}} Conversation
- * @typedef {{id: string, name: string, provider: string, default?: boolean}} Model
+ * @typedef {{id: string, name: string, provider: string, default?: boolean, vision?: boolean, pdf?: boolean,
+ *   context_window?: number | null}} Model
  */
 
 /**
@@ -75,7 +94,8 @@
  *   temperature: number | null, max_tokens: number | null}} preferences
  * @property {Conversation | null} conversation
  * @property {Message[]} messages
- * @property {{message_chars: number, frame_chars: number}} [limits]
+ * @property {{message_chars: number, frame_chars: number, attachment_bytes?: number,
+ *   attachments_per_message?: number}} [limits]
  * @property {import("./engines/index.js").BrowserModel[]} [browser_models]
  */
 

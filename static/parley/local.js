@@ -11,6 +11,7 @@
 import { el } from "./render.js";
 import { DeviceStore } from "./devicestore.js";
 import { postJson } from "./http.js";
+import { documentText } from "./attachments.js";
 
 /** @typedef {import("./engines/index.js").BrowserModel} BrowserModel */
 /** @typedef {import("./engines/index.js").LoadedModel} LoadedModel */
@@ -33,18 +34,31 @@ export function megabytes(bytes) {
 }
 
 /**
+ * A message's text as an in-browser model reads it: its documents first (the words the server
+ * gives a provider), then what was typed. No engine here sees images, so they are named instead.
+ * @param {Message} m @param {Map<string, string>} texts  document texts by attachment id
+ */
+export function withFiles(m, texts) {
+  const parts = (m.attachments ?? []).map((a) => (a.kind === "document"
+    ? documentText(a.name, texts.get(a.id) ?? a.text ?? "")
+    : `[An image, ${a.name}, was attached here; this model cannot see images.]`));
+  return [...parts, m.content].filter(Boolean).join("\n\n");
+}
+
+/**
  * What the model sees: the system prompt, then every stored message of the branch that has
- * text, as the server builds it (chat/services.py `_turns`): errors and unfinished ones are left out.
+ * text or files, as the server builds it (chat/history.py `turns`): errors and unfinished ones are left out.
  * @param {Message[]} branch  first message first
  * @param {string} [system]
+ * @param {Map<string, string>} [texts]  the branch's document texts (attachments.js textsFor)
  * @returns {Turn[]}
  */
-export function turnsFrom(branch, system = "") {
+export function turnsFrom(branch, system = "", texts = new Map()) {
   /** @type {Turn[]} */
   const turns = system ? [{ role: "system", content: system }] : [];
   for (const m of branch) {
-    if ((m.role === "user" || m.role === "assistant") && m.content && m.status !== "error"
-      && m.status !== "streaming" && m.status !== "sending") turns.push({ role: m.role, content: m.content });
+    if ((m.role === "user" || m.role === "assistant") && (m.content || m.attachments?.length) && m.status !== "error"
+      && m.status !== "streaming" && m.status !== "sending") turns.push({ role: m.role, content: withFiles(m, texts) });
   }
   return turns;
 }
@@ -254,7 +268,7 @@ export class InBrowser {
    */
   async save(exchange, deviceOnly) {
     if (deviceOnly) return this.store.save(exchange);
-    const { model_name, ...posted } = exchange; // the server names the answer itself
+    const { model_name, files, ...posted } = exchange; // the server names the answer and knows the files
     return postJson(SAVE_URL, posted);
   }
 }

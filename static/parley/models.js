@@ -31,7 +31,10 @@ export class ModelPicker {
         group.label = model.provider;
         groups.set(model.provider, group);
       }
-      group.append(new Option(model.name, model.id));
+      const option = new Option(model.name, model.id);
+      // Which models see images: the composer names them when an image meets one that does not.
+      if (model.vision) { option.dataset.vision = "true"; option.title = "Takes images"; }
+      group.append(option);
     }
     select.replaceChildren(...groups.values());
     select.addEventListener("change", () => {
@@ -66,5 +69,10 @@ export class ModelPicker {
 
   get value() {
     return this.select.value;
+  }
+
+  /** The picked server model (undefined for an in-browser one). */
+  get model() {
+    return this.models.find((m) => m.id === this.select.value);
   }
 }

@@ -10,6 +10,7 @@
  * answer is a 150 ms+ frame (bench/browser_render.py).
  */
 import { markdownToHtml } from "./markdown.js";
+import { filesView } from "./attachments.js";
 
 /** @typedef {import("./events.js").Message} Message */
 /** @typedef {import("./events.js").AnswerEvent} AnswerEvent */
@@ -165,6 +166,9 @@ export class MessageView {
     this.thinking.lastElementChild?.append(this.thinkingText);
     this.thinking.hidden = true;
     this.body = el("div", "message-body");
+    /** Thumbnails and chips of a user message's files (drawn when they change). @type {HTMLElement | null} */
+    this.files = null;
+    this.drawnFiles = "";
     this.meta = el("p", "message-meta");
     this.actions = el("div", "message-actions");
     this.stats = el("details", "message-stats");
@@ -245,8 +249,10 @@ export class MessageView {
     this.meta.textContent = metaText(d);
     this.drawControls();
     this.drawReasoning();
-    if (d.role === "user") this.body.textContent = d.content;
-    else if (this.pending && !this.body.firstChild) this.body.textContent = d.content;
+    if (d.role === "user") {
+      this.body.textContent = d.content;
+      this.drawFiles();
+    } else if (this.pending && !this.body.firstChild) this.body.textContent = d.content;
   }
 
   draw() {
@@ -266,6 +272,16 @@ export class MessageView {
       this.tail = null;
       this.doneChars = 0;
     }
+  }
+
+  drawFiles() {
+    const list = this.data.attachments ?? [];
+    const key = list.map((a) => a.id).join(",");
+    if (key === this.drawnFiles) return;
+    this.drawnFiles = key;
+    this.files?.remove();
+    this.files = list.length ? filesView(list) : null;
+    if (this.files) this.body.before(this.files);
   }
 
   /** The buttons under a message and its Details; rebuilt only when what they depend on changes. */

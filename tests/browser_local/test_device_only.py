@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.browser_local.pages import ANSWER, QUESTION, Traffic, ask, consent_given, finished
+from tests.browser_local.pages import ANSWER, QUESTION, Traffic, ask, consent_given, finished, saved_messages
 from tests.chromium import log_in
 from tests.live import LiveServer
 
@@ -72,4 +72,59 @@ def test_a_device_only_chat_is_a_thread_that_survives_reload_and_never_reaches_t
     assert [r for r in traffic.requests if r[0] not in ("GET", "HEAD")] == []  # nothing written anywhere
     assert set(traffic.frame_types()) <= {"ping"}
     assert traffic.frames or traffic.requests  # the recorder did see the page's traffic
+    page.close()
+
+
+def test_a_device_only_chat_reads_a_text_file_here_and_refuses_what_needs_the_server(
+    context: Any, server: LiveServer
+) -> None:
+    """Issue 16: an in-browser model gets documents as text; a chat kept on this device never
+    uploads, so a text file is read in the page, and an image or a PDF is refused in words."""
+    page = context.new_page()
+    page.goto(server.url + "/chat/")
+    if "/accounts/login/" in page.url:
+        log_in(page, server)
+    consent_given(page)
+    traffic = Traffic(page)
+    page.check("#device-only")
+    page.set_input_files("#attach-input", [{"name": "photo.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n"}])
+    assert "runs in your browser and cannot see images" in page.locator("#tray-note").inner_text()
+    page.set_input_files("#attach-input", [{"name": "report.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4"}])
+    assert "kept on this device only, so report.pdf cannot go to the server" in page.locator("#tray-note").inner_text()
+    page.set_input_files("#attach-input", [{"name": "notes.txt", "mimeType": "text/plain",
+                                            "buffer": f"The password is {SECRET}.".encode()}])
+    page.wait_for_function("() => document.querySelector('#tray .tray-item[data-state=ready]')")
+    ask(page, "What is the password?")
+    finished(page, 1)
+    chip = page.locator(f"{QUESTION} .file-chip")
+    assert chip.inner_text().startswith("notes.txt")
+    page.reload()
+    page.locator(f"{QUESTION} .file-chip").wait_for()  # kept with the message in IndexedDB
+    assert traffic.mentions(SECRET) == [] and [r for r in traffic.requests if "/api/attachments/" in r[1]] == []
+    page.close()
+
+
+def test_an_in_browser_model_in_a_saved_chat_reads_an_uploaded_documents_text(
+    context: Any, server: LiveServer
+) -> None:
+    """Not kept on this device: the file is uploaded and read by the server, and the page hands
+    its text to the in-browser model (GET …/text/); the saved question keeps the file."""
+    page = context.new_page()
+    page.goto(server.url + "/chat/")
+    if "/accounts/login/" in page.url:
+        log_in(page, server)
+    consent_given(page)
+    traffic = Traffic(page)
+    page.set_input_files("#attach-input", [{"name": "plan.md", "mimeType": "text/markdown",
+                                            "buffer": b"# Plan\nShip on Friday."}])
+    page.wait_for_function("() => document.querySelector('#tray .tray-item[data-state=ready]')")
+    ask(page, "When do we ship?")
+    finished(page, 1)
+    page.wait_for_url(re.compile(r"/chat/[0-9a-f-]{36}/$"))
+    conversation = page.url.rstrip("/").rsplit("/", 1)[1]
+    question = saved_messages(page, conversation)[0]
+    assert [a["name"] for a in question["attachments"]] == ["plan.md"]
+    texts = [u for m, u, _ in traffic.requests if m == "GET" and u.endswith("/text/")]
+    assert texts == [f"{server.url}/api/attachments/{question['attachments'][0]['id']}/text/"]
+    assert traffic.posts("/api/browser-models/exchanges/")[0]["attachments"] == [question["attachments"][0]["id"]]
     page.close()

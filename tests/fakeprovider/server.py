@@ -13,6 +13,7 @@ import collections
 import dataclasses
 import json
 import math
+import re
 import socket
 import struct
 import threading
@@ -119,15 +120,21 @@ def _last_user_text(path: str, body: Any) -> str:
     if ":streamGenerateContent" in path:
         for content in reversed(body.get("contents") or []):
             if content.get("role") == "user":
-                return "".join(p.get("text", "") for p in content.get("parts") or [])
+                texts = [p.get("text", "") for p in content.get("parts") or []]
+                return "".join(t for t in texts if not t.startswith("<document"))
         return ""
     for message in reversed(body.get("messages") or []):
         if message.get("role") == "user":
             content = message.get("content")
             if isinstance(content, list):
-                return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return str(content or "")
+                # The typed text, not documents given as context (they are tagged <document>).
+                texts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+                return "".join(t for t in texts if not t.startswith("<document"))
+            return _DOCUMENTS.sub("", str(content or ""))
     return ""
+
+
+_DOCUMENTS = re.compile(r"<document name=[^>]*>.*?</document>\s*", re.DOTALL)
 
 
 def _words(text: str) -> list[str]:
@@ -381,10 +388,20 @@ class FakeProvider:
             return await _send_whole(
                 writer, 200, "application/json", json.dumps(wire.model_list(rec.path, names, token))
             )
+        if rec.method == "POST" and rec.path == "/api/show":
+            self._record(rec)
+            name = str((rec.body or {}).get("model", ""))
+            return await _send_whole(writer, 200, "application/json", json.dumps(wire.ollama_show(name)))
         if rec.method == "POST" and rec.path == "/_script":
             self.enqueue(Script.from_json(rec.body or {}))
             return await _send_whole(writer, 204, "text/plain", "")
         render, model = _renderer_for(rec)
+        family = _family_of(rec)
+        problem = wire.attachment_errors(family, rec.body) if family else None
+        if problem is not None:
+            self._record(rec)  # refused as a strict provider would: 400 with the reason
+            body = json.dumps({"error": {"message": f"invalid attachment: {problem}", "type": "invalid_request_error"}})
+            return await _send_whole(writer, 400, "application/json", body)
         if render is None:
             self._record(rec)
             return await _send_whole(writer, 404, "application/json", '{"error": "no such fake endpoint"}')
@@ -443,6 +460,12 @@ class FakeProvider:
         player.cancel()
         await asyncio.gather(player, return_exceptions=True)
         return False
+
+
+def _family_of(rec: Recorded) -> str | None:
+    if rec.method != "POST":
+        return None
+    return next((name for name, family in wire.FAMILIES.items() if family.matches(rec.path) is not None), None)
 
 
 def _renderer_for(rec: Recorded) -> tuple[wire.Wire | None, str]:

@@ -345,6 +345,11 @@ FAMILIES = {
 }
 
 
+def ollama_show(name: str) -> dict[str, Any]:
+    """POST /api/show: what Ollama says about one model (vision for "...vision..." names)."""
+    return {"capabilities": ["completion", "vision"] if "vision" in name else ["completion"], "details": {}}
+
+
 def model_list(path: str, names: list[str], page_token: str) -> dict[str, Any]:
     """The model-list document for a GET path; Gemini pages by two to exercise pageToken."""
     if path == "/api/tags":
@@ -371,6 +376,7 @@ def model_list(path: str, names: list[str], page_token: str) -> dict[str, Any]:
             doc["nextPageToken"] = str(start + 2)
         return doc
     # OpenAI and Anthropic share /v1/models; one superset entry satisfies both readers.
+    # Models named "...vision..." take images, as OpenRouter and Anthropic report it.
     data = [
         {
             "id": n,
@@ -379,7 +385,150 @@ def model_list(path: str, names: list[str], page_token: str) -> dict[str, Any]:
             "display_name": n.title(),
             "owned_by": "fake",
             "created": 0,
+            "architecture": {"input_modalities": ["text", "image"] if "vision" in n else ["text"]},
+            "capabilities": {"image_input": {"supported": "vision" in n}},
         }
         for n in names
     ]
     return {"object": "list", "data": data, "has_more": False}
+
+
+# ---- attachments, checked the way a strict provider would ------------------------------
+
+_IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
+_MAGIC = {
+    "image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff", "image/gif": b"GIF8",
+    "image/webp": b"RIFF", "application/pdf": b"%PDF-",
+}
+
+
+def _decoded(data: object, media_type: object, allowed: set[str]) -> str | None:
+    """None if ``data`` is base64 of a file of ``media_type`` (one of ``allowed``), else why not."""
+    import base64
+    import binascii
+
+    if media_type not in allowed:
+        return f"unsupported media type {media_type!r}"
+    if not isinstance(data, str) or not data:
+        return "data must be a non-empty base64 string"
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return "data is not valid base64"
+    if not raw.startswith(_MAGIC[str(media_type)]):
+        return f"data is not a {media_type} file"
+    return None
+
+
+def _openai_errors(message: dict[str, Any]) -> str | None:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return None
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            if not isinstance(part.get("text"), str):
+                return "text part without text"
+        elif kind == "image_url":
+            url = (part.get("image_url") or {}).get("url")
+            head, _, data = url.partition(",") if isinstance(url, str) else ("", "", "")
+            if not head.startswith("data:") or not head.endswith(";base64"):
+                return "image_url must be a base64 data URL"
+            problem = _decoded(data, head[5:-7], _IMAGE_TYPES)
+            if problem:
+                return f"image_url: {problem}"
+        else:
+            return f"unknown content part type {kind!r}"
+    return None
+
+
+def _anthropic_errors(message: dict[str, Any]) -> str | None:
+    content = message.get("content")
+    if not isinstance(content, list):
+        return None
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        source = block.get("source") or {} if isinstance(block, dict) else {}
+        if kind == "text":
+            if not isinstance(block.get("text"), str) or not block["text"]:
+                return "text blocks must not be empty"
+        elif kind in ("image", "document"):
+            if source.get("type") != "base64":
+                return f"{kind} source must be base64"
+            allowed = _IMAGE_TYPES if kind == "image" else {"application/pdf"}
+            problem = _decoded(source.get("data"), source.get("media_type"), allowed)
+            if problem:
+                return f"{kind}: {problem}"
+        else:
+            return f"unknown content block type {kind!r}"
+    return None
+
+
+def _gemini_errors(content: dict[str, Any]) -> str | None:
+    for part in content.get("parts") or []:
+        if not isinstance(part, dict) or len(part) != 1:
+            return "a part holds exactly one of text or inline_data"
+        if "inline_data" in part:
+            blob = part["inline_data"]
+            problem = _decoded(blob.get("data"), blob.get("mime_type"), _IMAGE_TYPES | {"application/pdf"})
+            if problem:
+                return f"inline_data: {problem}"
+        elif not isinstance(part.get("text"), str):
+            return f"unknown part {sorted(part)}"
+    return None
+
+
+def _ollama_errors(message: dict[str, Any]) -> str | None:
+    if not isinstance(message.get("content"), str):
+        return "content must be a string"
+    images = message.get("images")
+    if images is None:
+        return None
+    if not isinstance(images, list):
+        return "images must be a list"
+    for image in images:
+        if isinstance(image, str) and image.startswith("data:"):
+            return "images are bare base64, not data URLs"
+        if not any(_decoded(image, t, _IMAGE_TYPES) is None for t in _IMAGE_TYPES):
+            return "images: not a base64 image"
+    return None
+
+
+_CHECKS = {"openai": _openai_errors, "anthropic": _anthropic_errors, "ollama": _ollama_errors}
+
+
+def attachment_errors(family: str, body: Any) -> str | None:
+    """Why a real provider of ``family`` would refuse this body's attachments, or None."""
+    if not isinstance(body, dict):
+        return None
+    if family == "gemini":
+        turns = body.get("contents") or []
+        check = _gemini_errors
+    else:
+        turns = body.get("messages") or []
+        check = _CHECKS[family]
+    for turn in turns:
+        problem = check(turn) if isinstance(turn, dict) else "a turn must be an object"
+        if problem:
+            return problem
+    return None
+
+
+def attachments_seen(family: str, body: Any) -> list[str]:
+    """What the model was given besides text, as "image/png" or "document report.pdf" words."""
+    seen: list[str] = []
+    turns = (body.get("contents") if family == "gemini" else body.get("messages")) or []
+    for turn in turns:
+        if family == "gemini":
+            for part in turn.get("parts") or []:
+                if "inline_data" in part:
+                    seen.append(part["inline_data"]["mime_type"])
+        elif family == "ollama":
+            seen += ["image"] * len(turn.get("images") or [])
+        elif isinstance(turn.get("content"), list):
+            for part in turn["content"]:
+                if part.get("type") == "image_url":
+                    seen.append(part["image_url"]["url"].partition(";")[0][5:])
+                elif part.get("type") in ("image", "document"):
+                    seen.append(part["source"]["media_type"])
+    return seen

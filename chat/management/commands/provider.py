@@ -82,6 +82,12 @@ class Command(BaseCommand):
         model.add_argument(
             "--reasoning-budget", type=int, metavar="TOKENS", help="Thinking tokens (for budget APIs)."
         )
+        model.add_argument(
+            "--vision", choices=["yes", "no", "preset"],
+            help="Whether users may attach images for this model (preset: the provider's preset decides).",
+        )
+        model.add_argument("--context-window", type=int, metavar="TOKENS",
+                           help="How many tokens the model reads (documents longer than this are refused).")
 
         sub.add_parser("list", help="List providers and their models.")
         sub.add_parser("presets", help="List the presets.")
@@ -160,10 +166,17 @@ class Command(BaseCommand):
 
     def do_model(self, name: str, model_id: str, display_name: str, default: bool, disable: bool,
                  reasoning: str | None, reasoning_effort: str | None, reasoning_budget: int | None,
-                 **_: Any) -> None:
+                 vision: str | None = None, context_window: int | None = None, **_: Any) -> None:
         provider = self._get(name)
         with transaction.atomic():
             self._upsert_model(provider, model_id, display_name, default=default, enabled=not disable)
+            if vision is not None or context_window is not None:
+                entry = provider.models.get(model_id=model_id)
+                if vision is not None:
+                    entry.vision = {"yes": True, "no": False, "preset": None}[vision]
+                if context_window is not None:
+                    entry.context_window = context_window or None
+                entry.save(update_fields=["vision", "context_window"])
             if reasoning is not None or reasoning_effort is not None or reasoning_budget is not None:
                 self._set_reasoning(provider.models.get(model_id=model_id), reasoning, reasoning_effort,
                                     reasoning_budget)
@@ -193,6 +206,8 @@ class Command(BaseCommand):
             self.stdout.write(f"{p.name}  {p.family}  {p.base_url}  {key}  {state}")
             for m in p.models.all():
                 flags = " ".join(f for f, on in (("default", m.is_default), ("disabled", not m.enabled)) if on)
+                if m.takes_images():
+                    flags += " images"
                 if m.reasoning:
                     flags += f" reasoning={m.reasoning}"
                     flags += f"/{m.reasoning_effort}" if m.reasoning_effort else ""
