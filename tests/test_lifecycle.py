@@ -53,14 +53,15 @@ def test_sigterm_saves_running_answers_and_closes_sockets_with_1012(fake_server:
         seen, close_code, end = asyncio.run(_stream_until_sigterm(live, cookie, model))
         assert live.process is not None
         assert live.process.wait(15) == 0, live.log()
+        saved = live.sql("select status, reason, content from chat_message where role='assistant'")[0]
     finally:
         live.stop()
     assert end is not None and (end["status"], end["reason"]) == ("incomplete", "server_restart")
     assert close_code == 1012
     assert fake_server.requests[-1].client_disconnected.wait(2)
-    status, reason, content = live.sql("select status, reason, content from chat_message where role='assistant'")[0]
+    status, reason, content = saved
     assert (status, reason) == ("incomplete", "server_restart")
-    assert content == seen and content.startswith("w0 ")
+    assert content == seen and str(content).startswith("w0 ")
 
 
 async def _stream_until_sigterm(live: LiveServer, cookie: str, model: str) -> tuple[str, int | None, dict[str, Any] | None]:
