@@ -47,9 +47,11 @@ async def one_round(d: Deployment, fake: Fake, tabs: list[Tab], stop: bool) -> d
     cpu = server_cpu(d) - before
     ok = [a for a in answers if isinstance(a, dict)]
     tokens = sum(len(a["stamps"]) for a in ok)
-    lost = len(answers) - len(ok) + (0 if stop else sum(
-        1 for a in ok if a["end"].get("status") != "complete" or len(a["stamps"]) != TOKENS
-    ))
+    lost = (
+        len(answers)
+        - len(ok)
+        + (0 if stop else sum(1 for a in ok if a["end"].get("status") != "complete" or len(a["stamps"]) != TOKENS))
+    )
     return {
         "cpu_us_per_token": cpu / max(tokens, 1) * 1e6,
         "added_p95_ms": pct([ms for a in ok for ms in a["token_ms"]], 95),

@@ -60,7 +60,9 @@ class Outcome:
     error_ref: str = ""
 
     def usage_json(self) -> dict[str, Any]:
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "estimated": self.usage_estimated}
+        return {
+            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "estimated": self.usage_estimated,
+        }
 
     def error_json(self) -> dict[str, str] | None:
         if not self.error_kind:

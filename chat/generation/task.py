@@ -153,7 +153,9 @@ class Generation:
             self._abandon()
             return None
         self.opened = True
-        message = {**message, "content": self.published_text(), "reasoning": self.published_reasoning(), "seq": self.seq}
+        message = {
+            **message, "content": self.published_text(), "reasoning": self.published_reasoning(), "seq": self.seq,
+        }
         self.sink.publish(self.frames.start(message))
         self._flush()
         return message
@@ -291,7 +293,7 @@ class Generation:
             await asyncio.sleep(wait)
             try:
                 await self.sink.finish(outcome)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 — whatever failed, keep retrying the save
                 log.warning("message %s still not saved: %s", self.message_id, exc)
                 continue
             self.end_frame = self._end_frame(outcome)

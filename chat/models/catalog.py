@@ -26,7 +26,7 @@ not_negative = MinValueValidator(Decimal(0), "This cannot be negative.")
 
 
 # The families are declared once, in providers.registry; the choices follow from there.
-Family = models.TextChoices("Family", [(key.upper(), (key, label)) for key, label in registry.choices()])  # type: ignore[misc]
+Family = models.TextChoices("Family", [(key.upper(), (key, label)) for key, label in registry.choices()])  # type: ignore[misc,call-overload]
 
 
 class Provider(models.Model):
