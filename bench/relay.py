@@ -27,7 +27,15 @@ from tests.live import ROOT, LiveServer, free_port, wait_for_port
 TICKS = os.sysconf("SC_CLK_TCK")
 # Every bench answer starts a new conversation; generated titles (one extra request per
 # conversation in real use) would add a provider call to each and take the fake's scripts.
-BENCH_ENV = {"PARLEY_AUTO_TITLES": "0"}
+# One bench user asks for everything: the per-user fair-use limits (docs/usage.md, tested in
+# tests/test_fair_use.py) would refuse the 43 sends a minute and 150 answers at once measured
+# here, so they are off; the server-wide cap stays as deployed.
+FAIR_USE_OFF = {
+    "PARLEY_USER_MESSAGES_PER_MINUTE": "0",
+    "PARLEY_USER_MAX_ACTIVE_GENERATIONS": "0",
+    "PARLEY_USER_MAX_SOCKETS": "0",
+}
+BENCH_ENV = {"PARLEY_AUTO_TITLES": "0", **FAIR_USE_OFF}
 
 
 def cpu_split(pid: int) -> tuple[float, float]:
