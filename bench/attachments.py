@@ -88,19 +88,7 @@ async def run_async() -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         live.create_user("bench", "bench-password-1")
-        live.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake.url + "/v1",
-            "--model",
-            "fake-model=Fake",
-            "--default",
-            "fake-model",
-        )
+        live.add_fake_provider(fake.url, model="fake-model=Fake", default="fake-model")
         live.manage("provider", "model", "fake", "fake-model", "--vision", "yes")
         model = model_id(live)
         cookie = await sign_in(live, "bench", "bench-password-1")

@@ -252,19 +252,7 @@ async def one_server(coalesce_ms: int | None, idle: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     tabs: list[Tab] = []
     try:
-        live.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake.url + "/v1",
-            "--model",
-            "fake-model=Fake",
-            "--default",
-            "fake-model",
-        )
+        live.add_fake_provider(fake.url, model="fake-model=Fake", default="fake-model")
         model = model_id(live)
         cookies = make_sessions(live, idle + STREAMS + 1)
         prober = await Tab.open(live, cookies.pop())

@@ -211,19 +211,7 @@ async def run(
     results: dict[str, Any] = {}
     try:
         live.create_user("bench", "bench-password-1")
-        live.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake.url + "/v1",
-            "--model",
-            "fake-model=Fake",
-            "--default",
-            "fake-model",
-        )
+        live.add_fake_provider(fake.url, model="fake-model=Fake", default="fake-model")
         model = model_id(live)
         assert live.process is not None
         pid = live.process.pid

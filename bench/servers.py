@@ -66,19 +66,7 @@ class ParleyServer(LiveServer):
 
     def add_fake(self, fake: Fake) -> str:
         """Register the fake provider; returns the model id a `send` names."""
-        self.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake.url + "/v1",
-            "--model",
-            "fake-model=Fake",
-            "--default",
-            "fake-model",
-        )
+        self.add_fake_provider(fake.url, model="fake-model=Fake", default="fake-model")
         return model_id(self)
 
     def sessions(self, count: int) -> list[str]:

@@ -389,17 +389,7 @@ def test_a_client_that_stops_reading_does_not_slow_another_users_stream(fake_ser
     fake_server.reset()
     live = LiveServer().start()
     try:
-        live.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake_server.url + "/v1",
-            "--model",
-            "fake-model",
-        )
+        live.add_fake_provider(fake_server.url)
         slow_cookie, bob_cookie = make_sessions(live, 2)
         model = model_id(live)
         bob_tokens, tps = 30, 20.0
@@ -436,17 +426,7 @@ def test_a_client_that_stops_reading_is_cut_past_the_unsent_cap_and_its_answer_i
     fake_server.reset()
     live = LiveServer(extra_env={"PARLEY_MAX_UNSENT_BYTES": str(256 * 1024)}).start()
     try:
-        live.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake_server.url + "/v1",
-            "--model",
-            "fake-model",
-        )
+        live.add_fake_provider(fake_server.url)
         (cookie,) = make_sessions(live, 1)
         model = model_id(live)
         big = [("y" * 99) + " " for _ in range(40_000)]  # 4 MB, sixteen times the cap
@@ -717,17 +697,7 @@ def test_after_a_hard_kill_the_restarted_server_marks_the_answer_incomplete(
     fake_server.enqueue(Script(tokens=[f"k{i} " for i in range(400)], tokens_per_second=40))
     live = LiveServer(extra_env={"PARLEY_CHECKPOINT_SECONDS": "0.3"}).start()
     try:
-        live.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake_server.url + "/v1",
-            "--model",
-            "fake-model",
-        )
+        live.add_fake_provider(fake_server.url)
         cookie, model = make_sessions(live, 1)[0], model_id(live)
 
         async def stream_a_second() -> str:

@@ -46,17 +46,7 @@ def test_sigterm_saves_running_answers_and_closes_sockets_with_1012(fake_server:
     live = LiveServer().start()
     try:
         live.create_user("alice", "alice-password-1")
-        live.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake_server.url + "/v1",
-            "--model",
-            "fake-model",
-        )
+        live.add_fake_provider(fake_server.url)
         from bench.relay import make_sessions, model_id
 
         cookie = make_sessions(live, 1)[0]

@@ -63,17 +63,7 @@ def test_a_chat_streams_and_is_saved_on_postgresql_with_redis(pg_database: str, 
             "print(connection.vendor, settings.CACHES['default']['BACKEND'])",
         )
         assert "postgresql django.core.cache.backends.redis.RedisCache" in settings_used
-        live.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake_server.url + "/v1",
-            "--model",
-            "fake-model",
-        )
+        live.add_fake_provider(fake_server.url)
         cookie, model = make_sessions(live, 1)[0], model_id(live)
 
         async def chat() -> dict[str, object]:
@@ -107,17 +97,7 @@ def test_an_idle_socket_and_a_slow_answer_outlive_redis_timeouts(fake_server: Fa
     fake_server.enqueue(Script(tokens=tokens, tokens_per_second=2))  # 16 s of answer
     live = LiveServer({"REDIS_URL": REDIS}).start()
     try:
-        live.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake_server.url + "/v1",
-            "--model",
-            "fake-model",
-        )
+        live.add_fake_provider(fake_server.url)
         idle_cookie, busy_cookie = make_sessions(live, 2)
         model = model_id(live)
 

@@ -39,19 +39,7 @@ def test_after_a_hard_kill_the_tab_shows_the_saved_text_not_the_unsaved_rest(
     server = LiveServer({"PARLEY_CHECKPOINT_SECONDS": "5", "PARLEY_CHECKPOINT_CHARS": "100000"}).start()
     try:
         server.create_user("alice", "alice-password-1")
-        server.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake_server.url + "/v1",
-            "--model",
-            "fake-model",
-            "--default",
-            "fake-model",
-        )
+        server.add_fake_provider(fake_server.url, default="fake-model")
         fake_server.reset()
         fake_server.enqueue(Script(tokens=[f"w{i} " for i in range(400)], tokens_per_second=40))
         log_in(page, server)

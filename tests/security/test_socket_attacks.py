@@ -29,19 +29,7 @@ SESSION_CHANGED = 4001  # "reconnect to find out": a reconnect with an ended ses
 @pytest.fixture(scope="module")
 def server(fake_server: FakeProvider) -> Iterator[LiveServer]:
     live = LiveServer({"PARLEY_SESSION_CHECK_SECONDS": "0.5"}).start()
-    live.manage(
-        "provider",
-        "add",
-        "fake",
-        "--kind",
-        "openai",
-        "--base-url",
-        fake_server.url + "/v1",
-        "--model",
-        "fake-model",
-        "--default",
-        "fake-model",
-    )
+    live.add_fake_provider(fake_server.url, default="fake-model")
     live.model = model_id(live)  # type: ignore[attr-defined]
     yield live
     live.stop()
@@ -213,17 +201,7 @@ async def test_a_send_on_a_socket_whose_session_ended_is_refused_before_any_upst
     # The watch is slowed to an hour here: only the per-command check can catch this.
     live = LiveServer({"PARLEY_SESSION_CHECK_SECONDS": "3600"}).start()
     try:
-        live.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake_server.url + "/v1",
-            "--model",
-            "fake-model",
-        )
+        live.add_fake_provider(fake_server.url)
         fake_server.reset()
         (cookie,) = make_sessions(live, 1)
         tab = await Tab.open(live, cookie)
