@@ -88,7 +88,7 @@ def start_deployment(fake: FakeProvider, processes: int = 2, redis: str = REDIS,
         server.start(migrate=False)
     balancer = Balancer([s.port for s in servers]).start()
     deployment = Deployment(servers, balancer, database, redis, extra=shared)
-    deployment.add_fake_provider(fake.url, default="fake-model")
+    servers[0].add_fake_provider(fake.url, default="fake-model")
     deployment.model = model_id(servers[0])
     return deployment
 
