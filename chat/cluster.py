@@ -44,6 +44,10 @@ FLUSH = 0.01  # frames for other processes wait this long to travel together
 PRESENCE_FRESH = 1.0  # seconds an owner trusts what it knows of a user's other processes
 
 
+# A Redis command for one pipeline: its name, arguments and keyword arguments.
+Command = tuple[str, tuple[Any, ...], dict[str, Any]]
+
+
 class Unavailable(Exception):
     """Redis cannot record ownership now: a new answer must not start."""
 
@@ -54,7 +58,10 @@ class Cluster:
 
         self.url, self.prefix, self.worker_id = url, f"{prefix}:cluster", worker_id
         # Connects lazily, on first use, in the loop that uses it.
-        self.redis: Any = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        # Named, so CLIENT LIST in Redis shows which process holds which connections.
+        self.redis: Any = redis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=2, client_name=f"parley:{worker_id}"
+        )
         self.reachable_since: float | None = None
         self.local_users: dict[int, int] = defaultdict(int)  # user → sockets in this process
         self._remote: dict[int, tuple[frozenset[str], float]] = {}  # user → (other workers, when)
@@ -62,6 +69,7 @@ class Cluster:
         self._flusher: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._resumes: dict[tuple[int, str], asyncio.Future[None]] = {}
+        self._batch: list[tuple[tuple[Command, ...], asyncio.Future[list[Any]]]] = []
         self.forwarded = 0  # frames sent to other processes (for the bench)
         self.loop: asyncio.AbstractEventLoop | None = None
 
@@ -176,11 +184,45 @@ class Cluster:
         self._tasks.append(task)
         task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
 
+    async def batched(self, *commands: Command) -> list[Any]:
+        """Run `commands` in one pipeline with every other caller's of this loop pass.
+
+        A burst of sends claims its answers at about the same moment: one at a time, 200
+        claims opened 200 connections at once and, on a busy loop, some replies were read
+        only after the 2-s socket timeout, refusing those sends. Together they are one round
+        trip on one connection. An error fails the whole pipeline's callers alike.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        self._batch.append((commands, future))
+        if len(self._batch) == 1:
+            loop.call_soon(lambda: self._spawn(self._run_batch()))
+        return await future
+
+    async def _run_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for commands, _ in batch:
+                    for name, args, kwargs in commands:
+                        getattr(pipe, name)(*args, **kwargs)
+                results = await pipe.execute()
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        at = 0
+        for commands, future in batch:
+            if not future.done():
+                future.set_result(results[at : at + len(commands)])
+            at += len(commands)
+
     # ---- frames for a user's sockets elsewhere --------------------------------------------
     async def learn_presence(self, user_id: int) -> None:
         """Which other processes hold this user's sockets (asked at an answer's start)."""
         try:
-            members = await self.redis.smembers(self.key("presence", user_id))
+            (members,) = await self.batched(("smembers", (self.key("presence", user_id),), {}))
         except Exception as exc:
             self._lost(exc)
             return
@@ -262,10 +304,10 @@ class Cluster:
         """Record that this process owns the answer (before any upstream call), or Unavailable."""
         record = json.dumps({"worker": self.worker_id, "message": str(message_id), "user": user_id})
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.set(self.key("owner", conversation_id), record, ex=LEASE)
-                pipe.set(self.key("owner-msg", message_id), self.worker_id, ex=LEASE)
-                await pipe.execute()
+            await self.batched(
+                ("set", (self.key("owner", conversation_id), record), {"ex": LEASE}),
+                ("set", (self.key("owner-msg", message_id), self.worker_id), {"ex": LEASE}),
+            )
         except Exception as exc:
             self._lost(exc)
             raise Unavailable from exc
