@@ -8,9 +8,10 @@ from chat.models.preferences import Theme, UserPreferences
 from chat.models.usage import Budget, Period, Source, UsageRecord
 from chat.models.audit import AuditEvent
 from chat.models.attachments import Attachment, Kind
+from chat.models.api import ApiToken
 
 __all__ = [
-    "Attachment", "AuditEvent", "Kind", "Budget", "ChatModel", "Conversation", "Effort", "Family", "Invite", "Message", "Period",
+    "ApiToken", "Attachment", "AuditEvent", "Kind", "Budget", "ChatModel", "Conversation", "Effort", "Family", "Invite", "Message", "Period",
     "Provider", "Reason", "ReasoningMode", "Role", "Source", "Status", "Theme", "TitleSource", "UsageRecord",
     "UserPreferences",
 ]
