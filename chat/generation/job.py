@@ -19,6 +19,17 @@ from providers.base import ChatRequest, Target
 
 
 @dataclasses.dataclass(frozen=True)
+class Cached:
+    """An answer kept by the response cache (chat.response_cache), replayed instead of a call."""
+
+    text: str
+    reasoning: str = ""
+    finish_reason: str = "stop"
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Job:
     user_id: int
     conversation_id: uuid.UUID
@@ -31,7 +42,12 @@ class Job:
     prefix: str = ""
     prefix_reasoning: str = ""
     seq_base: int = 0
-    source: str = "chat"  # who asked: "chat" (the socket), later "api"
+    source: str = "chat"  # who asked: "chat" (the socket) or "api"
+    # The response cache: a hit is replayed with no upstream call; a complete answer is kept
+    # under `cache_keys` (one per scope it is shared in) for `cache_ttl` seconds.
+    cached: Cached | None = None
+    cache_keys: tuple[str, ...] = ()
+    cache_ttl: int = 0
 
 
 def estimate_tokens(text: str) -> int:
@@ -58,6 +74,7 @@ class Outcome:
     error_kind: str = ""
     error_message: str = ""
     error_ref: str = ""
+    cached: bool = False  # answered from the response cache: no upstream call, no cost
 
     def usage_json(self) -> dict[str, Any]:
         return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "estimated": self.usage_estimated}
