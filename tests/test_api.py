@@ -326,3 +326,76 @@ def test_the_token_never_appears_in_the_server_log(server: LiveServer, fake: Fak
     log = server.log()
     assert "/v1/chat/completions" in log  # the access log is there; the token is not
     assert token not in log and token[12:] not in log
+
+
+# ---- the response cache ---------------------------------------------------------------------------
+
+def _ask(api: openai.OpenAI, content: str, **kw: Any) -> Any:
+    return api.chat.completions.with_raw_response.create(
+        model="cached-model", messages=[{"role": "user", "content": content}], temperature=0, **kw)
+
+
+def test_an_exact_repeat_is_answered_from_the_cache_with_no_upstream_call_at_no_cost(
+    server: LiveServer, fake: FakeProvider
+) -> None:
+    user = make_user(server)
+    shell(server, "ChatModel.objects.filter(model_id='cached-model').update(price_input_per_mtok=1, "
+                  "price_output_per_mtok=2)")
+    api = client(server, make_token(server, user))
+    question = f"What is {uuid.uuid4().hex}?"
+    fake.set_default(Script(tokens=["Forty", "-two"], usage=(9, 2)))
+    first = _ask(api, question)
+    assert first.headers["X-Parley-Cache"] == "miss" and first.parse().cached is False  # type: ignore[attr-defined]
+    time.sleep(0.3)  # the answer is kept after it is saved, off the event loop
+    again = _ask(api, question)
+    assert again.headers["X-Parley-Cache"] == "hit"
+    answer = again.parse()
+    assert answer.choices[0].message.content == "Forty-two" and answer.cached is True  # type: ignore[attr-defined]
+    assert answer.usage.prompt_tokens_details.cached_tokens == 9
+    assert len(fake.requests) == 1
+    (_, _, _, _, fresh_cached, fresh_cost, _), (_, _, _, _, hit_cached, hit_cost, _) = usage_rows(server, user)
+    assert (fresh_cached, hit_cached) == (0, 1) and float(fresh_cost) > 0 and float(hit_cost) == 0
+    # Streamed, a hit comes whole in the first chunk.
+    chunks = list(api.chat.completions.create(model="cached-model", messages=[{"role": "user", "content": question}],
+                                              temperature=0, stream=True))
+    assert [c.choices[0].delta.content for c in chunks if c.choices[0].delta.content] == ["Forty-two"]
+    assert len(fake.requests) == 1
+
+
+def test_the_cache_is_bypassed_by_a_header_and_never_used_above_the_admins_temperature(
+    server: LiveServer, fake: FakeProvider
+) -> None:
+    api = client(server, make_token(server, make_user(server)))
+    question = f"Again {uuid.uuid4().hex}"
+    _ask(api, question)
+    time.sleep(0.3)
+    assert _ask(api, question, extra_headers={"Cache-Control": "no-cache"}).headers["X-Parley-Cache"] == "bypass"
+    assert _ask(api, question, extra_headers={"X-Parley-Cache": "no"}).headers["X-Parley-Cache"] == "bypass"
+    assert len(fake.requests) == 3
+    for _ in range(2):
+        warm = api.chat.completions.with_raw_response.create(
+            model="cached-model", messages=[{"role": "user", "content": question}], temperature=0.9)
+        assert warm.headers["X-Parley-Cache"] == "off"
+    assert len(fake.requests) == 5
+    assert _ask(api, question).headers["X-Parley-Cache"] == "hit"
+
+
+def test_the_cache_is_each_users_own_unless_the_admin_shares_it_per_group(server: LiveServer, fake: FakeProvider) -> None:
+    alice, bob = make_user(server, ("team",)), make_user(server, ("team",))
+    question = f"Shared {uuid.uuid4().hex}"
+    _ask(client(server, make_token(server, alice)), question)
+    time.sleep(0.3)
+    bobs = client(server, make_token(server, bob))
+    assert _ask(bobs, question).headers["X-Parley-Cache"] == "miss"
+    shell(server, "ChatModel.objects.filter(model_id='cached-model').update(cache_shared=True)")
+    try:
+        time.sleep(2.2)  # the catalogue is kept per process for PARLEY_CATALOG_CACHE_SECONDS
+        shared = f"Shared {uuid.uuid4().hex}"
+        _ask(client(server, make_token(server, alice)), shared)
+        time.sleep(0.3)
+        assert _ask(bobs, shared).headers["X-Parley-Cache"] == "hit"
+        outsider = client(server, make_token(server, make_user(server)))
+        assert _ask(outsider, shared).headers["X-Parley-Cache"] == "miss"
+    finally:
+        shell(server, "ChatModel.objects.filter(model_id='cached-model').update(cache_shared=False)")
+        time.sleep(2.2)
