@@ -43,3 +43,11 @@ urlpatterns += [
     path("api/attachments/<uuid:attachment_id>/text/", attachments.text, name="attachment-text"),
     path("api/attachments/<uuid:attachment_id>/delete/", attachments.remove, name="attachment-delete"),
 ]
+
+from chat.api import snippets, token_views  # issue 15: the OpenAI-compatible API's tokens and code snippets
+
+urlpatterns += [
+    path("settings/tokens/", token_views.create_token, name="api-token-create"),
+    path("settings/tokens/<uuid:token_id>/revoke/", token_views.revoke_token, name="api-token-revoke"),
+    path("api/models/<uuid:model_id>/code/", snippets.model_snippets, name="model-snippets"),
+]
