@@ -41,6 +41,7 @@ from providers.base import ChatRequest
 
 log = logging.getLogger(__name__)
 
+INCORRECT = "Incorrect API key provided: this Parley token is unknown, revoked or expired."
 FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter"}
 
 
@@ -60,8 +61,7 @@ async def _token(request: HttpRequest) -> ApiToken:
                        code="invalid_api_key")
     token = await database_sync_to_async(tokens.authenticate)(secret)
     if token is None:
-        raise ApiError(401, "Incorrect API key provided: this Parley token is unknown, revoked or expired.",
-                       code="invalid_api_key")
+        raise ApiError(401, INCORRECT, code="invalid_api_key")
     return token
 
 
@@ -142,6 +142,16 @@ def _prepare(token: ApiToken, asked: parse.Completion, plan_cache: tuple[bool, b
     return ticket, entry, request, cache
 
 
+def _checked(secret: str, asked: parse.Completion | None, problem: Exception | None,
+             wish: tuple[bool, bool]) -> tuple[Any, ...]:
+    token = tokens.authenticate(secret)
+    if token is None:
+        raise ApiError(401, INCORRECT, code="invalid_api_key")
+    if problem is not None or asked is None:
+        raise problem or ApiError(400, "The request could not be read.")
+    return (token, *_prepare(token, asked, wish))
+
+
 def _cache_wish(request: HttpRequest) -> tuple[bool, bool]:
     """(read, write): `Cache-Control: no-cache` or `X-Parley-Cache: no` asks for a fresh answer
     (which is then kept); `no-store` neither reads nor keeps one."""
@@ -154,7 +164,7 @@ def _cache_wish(request: HttpRequest) -> tuple[bool, bool]:
 
 def _give_back(work: asyncio.Future[Any]) -> None:
     if not work.cancelled() and work.exception() is None:
-        work.result()[0].release()
+        work.result()[1].release()
 
 
 # ---- /v1/chat/completions ------------------------------------------------------------------
@@ -165,11 +175,21 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     try:
         if request.method != "POST":
             raise ApiError(405, "Use POST for /v1/chat/completions.")
-        token = await _token(request)
-        asked = parse.completion(_body(request))
-        work = asyncio.ensure_future(store.checks.submit(lambda: _prepare(token, asked, _cache_wish(request))))
+        secret = _bearer(request)
+        if not secret:
+            await _token(request)  # the 401 that says how to send a token
+        problem: Exception | None = None
+        asked: parse.Completion | None = None
         try:
-            ticket, entry, provider_request, cache = await asyncio.shield(work)
+            asked = parse.completion(_body(request))
+        except (parse.BadRequest, ApiError) as exc:
+            problem = exc  # answered after the token is checked: a bad token is a 401 first, as at OpenAI
+        wish = _cache_wish(request)
+        # The token, the checks and admission in one hop to the database thread, batched with
+        # the chat's sends (store.checks).
+        work = asyncio.ensure_future(store.checks.submit(lambda: _checked(secret, asked, problem, wish)))
+        try:
+            token, ticket, entry, provider_request, cache = await asyncio.shield(work)
         except asyncio.CancelledError:
             work.add_done_callback(_give_back)  # the caller hung up mid-check: give its place back
             raise
