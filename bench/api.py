@@ -25,17 +25,23 @@ from bench.relay import BENCH_ENV, Fake, Tab, cpu_seconds, direct_stream, sign_i
 from tests.live import LiveServer
 
 
-async def api_stream(client: httpx.AsyncClient, token: str, model: str, content: str = "hi",
-                     temperature: float | None = None) -> tuple[float, float, str, str]:
+async def api_stream(
+    client: httpx.AsyncClient, token: str, model: str, content: str = "hi", temperature: float | None = None
+) -> tuple[float, float, str, str]:
     """(seconds to first content, seconds to [DONE], text, X-Parley-Cache) over the API, streaming."""
-    body: dict[str, Any] = {"model": model, "stream": True, "messages": [{"role": "user", "content": content}]}
+    body: dict[str, Any] = {
+        "model": model,
+        "stream": True,
+        "messages": [{"role": "user", "content": content}],
+    }
     if temperature is not None:
         body["temperature"] = temperature
     start = time.perf_counter()
     first = 0.0
     text: list[str] = []
-    async with client.stream("POST", "/v1/chat/completions", json=body,
-                             headers={"Authorization": f"Bearer {token}"}) as response:
+    async with client.stream(
+        "POST", "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {token}"}
+    ) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
             if not line.startswith("data: "):
@@ -53,10 +59,14 @@ async def api_stream(client: httpx.AsyncClient, token: str, model: str, content:
 
 
 def _token(live: LiveServer, username: str) -> str:
-    out = live.manage("shell", "-c", (
-        "from django.contrib.auth.models import User\nfrom chat.api.tokens import do_create_token\n"
-        f"print('SECRET', do_create_token(User.objects.get(username={username!r}), 'bench')[1])"
-    ))
+    out = live.manage(
+        "shell",
+        "-c",
+        (
+            "from django.contrib.auth.models import User\nfrom chat.api.tokens import do_create_token\n"
+            f"print('SECRET', do_create_token(User.objects.get(username={username!r}), 'bench')[1])"
+        ),
+    )
     return next(line.split()[1] for line in out.splitlines() if line.startswith("SECRET "))
 
 
@@ -70,10 +80,28 @@ async def _run(rounds: int, big: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         live.create_user("bench", "bench-password-1")
-        live.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake.url + "/v1",
-                    "--model", "fake-model=Fake", "--model", "cached-model", "--default", "fake-model")
-        live.manage("shell", "-c", "from chat.models import ChatModel; "
-                    "ChatModel.objects.filter(model_id='cached-model').update(cache_ttl=600, cache_max_temperature=0)")
+        live.manage(
+            "provider",
+            "add",
+            "fake",
+            "--kind",
+            "openai",
+            "--base-url",
+            fake.url + "/v1",
+            "--model",
+            "fake-model=Fake",
+            "--model",
+            "cached-model",
+            "--default",
+            "fake-model",
+        )
+        live.manage(
+            "shell",
+            "-c",
+            "from chat.models import ChatModel; "
+            "ChatModel.objects.filter(model_id='cached-model')"
+            ".update(cache_ttl=600, cache_max_temperature=0)",
+        )
         model = _uuid_of(live, "fake-model")
         assert live.process is not None
         pid = live.process.pid
@@ -126,7 +154,9 @@ async def _run(rounds: int, big: int) -> dict[str, Any]:
                 assert state == "miss", state
                 misses.append(first)
                 if previous is not None:
-                    first, _, _, state = await api_stream(client, token, "cached-model", previous, temperature=0)
+                    first, _, _, state = await api_stream(
+                        client, token, "cached-model", previous, temperature=0
+                    )
                     assert state == "hit", state
                     hits.append(first)
                 previous = question
@@ -141,7 +171,11 @@ async def _run(rounds: int, big: int) -> dict[str, Any]:
 
 
 def _uuid_of(live: LiveServer, name: str) -> str:
-    out = live.manage("shell", "-c", f"from chat.models import ChatModel; print(ChatModel.objects.get(model_id={name!r}).id)")
+    out = live.manage(
+        "shell",
+        "-c",
+        f"from chat.models import ChatModel; print(ChatModel.objects.get(model_id={name!r}).id)",
+    )
     return out.strip().splitlines()[-1]
 
 

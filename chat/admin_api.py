@@ -14,13 +14,32 @@ from chat.models import ApiToken
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["name", "user", "prefix", "models", "save_history", "created", "expires_at", "last_used", "state"]
-    list_filter = [("revoked_at", admin.EmptyFieldListFilter), "save_history"]
-    search_fields = ["name", "prefix", "user__username"]
-    readonly_fields = ["user", "name", "prefix", "scope", "save_history", "created", "expires_at", "last_used",
-                       "revoked_at"]
+    list_display = (
+        "name",
+        "user",
+        "prefix",
+        "models",
+        "save_history",
+        "created",
+        "expires_at",
+        "last_used",
+        "state",
+    )
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter), "save_history")
+    search_fields = ("name", "prefix", "user__username")
+    readonly_fields = (
+        "user",
+        "name",
+        "prefix",
+        "scope",
+        "save_history",
+        "created",
+        "expires_at",
+        "last_used",
+        "revoked_at",
+    )
     fields = readonly_fields
-    actions = ["revoke"]
+    actions = ("revoke",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ApiToken]:
         return super().get_queryset(request).select_related("user").prefetch_related("scope")

@@ -62,10 +62,14 @@ def digest(model: ChatModel, request: ChatRequest) -> str:
     """The hash of everything that decides an answer."""
     reasoning = dataclasses.asdict(request.reasoning) if request.reasoning is not None else None
     doc = {
-        "model": str(model.id), "name": request.model,
+        "model": str(model.id),
+        "name": request.model,
         "messages": [[m.role, m.content, [_part(p) for p in m.parts]] for m in request.messages],
-        "temperature": request.temperature, "top_p": request.top_p, "max_tokens": request.max_tokens,
-        "stop": list(request.stop), "reasoning": reasoning,
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "max_tokens": request.max_tokens,
+        "stop": list(request.stop),
+        "reasoning": reasoning,
     }
     return hashlib.sha256(json.dumps(doc, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 

@@ -21,37 +21,73 @@ SLOW = Script(tokens=[f"s{i} " for i in range(60)], tokens_per_second=10)  # 6 s
 
 
 def shell(live: LiveServer, code: str) -> str:
-    return live.manage("shell", "-c", "from django.contrib.auth.models import User, Group\n"
-                       "from chat.models import ApiToken, Budget, ChatModel, UsageRecord, Conversation\n"
-                       "from chat.api.tokens import do_create_token, do_revoke_token\n" + code)
+    return live.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User, Group\n"
+        "from chat.models import ApiToken, Budget, ChatModel, UsageRecord, Conversation\n"
+        "from chat.api.tokens import do_create_token, do_revoke_token\n" + code,
+    )
 
 
 def make_user(live: LiveServer, groups: tuple[str, ...] = ()) -> str:
     name = f"u{uuid.uuid4().hex[:8]}"
-    shell(live, f"u = User.objects.create_user({name!r}, password='pw-{name}-1')\n"
-                f"for g in {list(groups)!r}: u.groups.add(Group.objects.get_or_create(name=g)[0])")
+    shell(
+        live,
+        f"u = User.objects.create_user({name!r}, password='pw-{name}-1')\n"
+        f"for g in {list(groups)!r}: u.groups.add(Group.objects.get_or_create(name=g)[0])",
+    )
     return name
 
 
-def make_token(live: LiveServer, username: str, *, models: tuple[str, ...] = (), save_history: bool = False,
-               expires_in: int | None = None) -> str:
-    out = shell(live, (
-        "import datetime\nfrom django.utils import timezone\n"
-        f"u = User.objects.get(username={username!r})\n"
-        f"ms = list(ChatModel.objects.filter(model_id__in={list(models)!r}))\n"
-        f"exp = timezone.now() + datetime.timedelta(seconds={expires_in}) if {expires_in!r} is not None else None\n"
-        f"t, secret = do_create_token(u, 'test', ms, exp, {save_history!r})\nprint('SECRET', secret)"
-    ))
+def make_token(
+    live: LiveServer,
+    username: str,
+    *,
+    models: tuple[str, ...] = (),
+    save_history: bool = False,
+    expires_in: int | None = None,
+) -> str:
+    out = shell(
+        live,
+        (
+            "import datetime\nfrom django.utils import timezone\n"
+            f"u = User.objects.get(username={username!r})\n"
+            f"ms = list(ChatModel.objects.filter(model_id__in={list(models)!r}))\n"
+            f"exp = timezone.now() + datetime.timedelta(seconds={expires_in or 0}) "
+            f"if {expires_in!r} is not None else None\n"
+            f"t, secret = do_create_token(u, 'test', ms, exp, {save_history!r})\nprint('SECRET', secret)"
+        ),
+    )
     return next(line.split()[1] for line in out.splitlines() if line.startswith("SECRET "))
 
 
 @pytest.fixture(scope="module")
 def server(fake_server: FakeProvider) -> Iterator[LiveServer]:
     live = LiveServer({"PARLEY_AUTO_TITLES": "0", "PARLEY_USER_MESSAGES_PER_MINUTE": "0"}).start()
-    live.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake_server.url + "/v1",
-                "--model", "fake-model", "--model", "staff-model", "--model", "cached-model", "--default", "fake-model")
-    shell(live, "m = ChatModel.objects.get(model_id='staff-model'); m.groups.add(Group.objects.create(name='staff'))\n"
-                "ChatModel.objects.filter(model_id='cached-model').update(cache_ttl=60, cache_max_temperature=0.5)")
+    live.manage(
+        "provider",
+        "add",
+        "fake",
+        "--kind",
+        "openai",
+        "--base-url",
+        fake_server.url + "/v1",
+        "--model",
+        "fake-model",
+        "--model",
+        "staff-model",
+        "--model",
+        "cached-model",
+        "--default",
+        "fake-model",
+    )
+    shell(
+        live,
+        "m = ChatModel.objects.get(model_id='staff-model')\n"
+        "m.groups.add(Group.objects.create(name='staff'))\n"
+        "ChatModel.objects.filter(model_id='cached-model').update(cache_ttl=60, cache_max_temperature=0.5)",
+    )
     yield live
     live.stop()
 
@@ -67,8 +103,11 @@ def client(live: LiveServer, token: str) -> openai.OpenAI:
 
 
 def usage_rows(live: LiveServer, username: str) -> list[tuple[Any, ...]]:
-    return live.sql("select source, status, input_tokens, output_tokens, cached, cost, message_id from chat_usagerecord "
-                    "where username = ? order by id", username)
+    return live.sql(
+        "select source, status, input_tokens, output_tokens, cached, cost, message_id from chat_usagerecord "
+        "where username = ? order by id",
+        username,
+    )
 
 
 HELLO = [{"role": "user", "content": "Hello!"}]
@@ -76,25 +115,35 @@ HELLO = [{"role": "user", "content": "Hello!"}]
 
 # ---- answers ------------------------------------------------------------------------------------
 
+
 def test_a_script_written_for_the_openai_sdk_gets_an_answer_and_the_providers_usage(
     server: LiveServer, fake: FakeProvider
 ) -> None:
     user = make_user(server)
     fake.set_default(Script(tokens=["Hel", "lo ", "there"], usage=(17, 3)))
     answer = client(server, make_token(server, user)).chat.completions.create(
-        model="fake-model", messages=[{"role": "system", "content": "Be brief."}, *HELLO], temperature=0.2,
-        max_tokens=50, stop=["END"],
+        model="fake-model",
+        messages=[{"role": "system", "content": "Be brief."}, *HELLO],
+        temperature=0.2,
+        max_tokens=50,
+        stop=["END"],
     )
     assert answer.choices[0].message.content == "Hello there"
     assert answer.choices[0].finish_reason == "stop" and answer.object == "chat.completion"
-    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens, answer.usage.total_tokens) == (17, 3, 20)
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens, answer.usage.total_tokens) == (
+        17,
+        3,
+        20,
+    )
     sent = fake.requests[-1].body
     assert sent["model"] == "fake-model" and sent["temperature"] == 0.2 and sent["stop"] == ["END"]
     assert [m["role"] for m in sent["messages"]] == ["system", "user"]
     # Metered as API traffic for the token's user, and not kept as a conversation.
     assert usage_rows(server, user) == [("api", "complete", 17, 3, 0, None, None)]
-    assert server.sql("select count(*) from chat_conversation c join auth_user u on u.id = c.owner_id "
-                      "where u.username = ?", user) == [(0,)]
+    assert server.sql(
+        "select count(*) from chat_conversation c join auth_user u on u.id = c.owner_id where u.username = ?",
+        user,
+    ) == [(0,)]
 
 
 def test_streaming_comes_in_openai_chunks_with_a_usage_chunk_at_the_end(
@@ -103,14 +152,21 @@ def test_streaming_comes_in_openai_chunks_with_a_usage_chunk_at_the_end(
     user = make_user(server)
     fake.set_default(Script(tokens=["one ", "two ", "three"], usage=(5, 3)))
     stream = client(server, make_token(server, user)).chat.completions.create(
-        model="fake-model", messages=HELLO, stream=True, stream_options={"include_usage": True},
+        model="fake-model",
+        messages=HELLO,
+        stream=True,
+        stream_options={"include_usage": True},
     )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "one two three"
     assert chunks[0].choices[0].delta.role == "assistant"
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
-    assert chunks[-1].choices == [] and chunks[-1].usage.prompt_tokens == 5 and chunks[-1].usage.completion_tokens == 3
+    assert (
+        chunks[-1].choices == []
+        and chunks[-1].usage.prompt_tokens == 5
+        and chunks[-1].usage.completion_tokens == 3
+    )
     assert all(c.usage is None for c in chunks[:-1])
 
 
@@ -118,41 +174,68 @@ def test_the_stream_is_framed_exactly_as_openai_frames_it(server: LiveServer, fa
     user = make_user(server)
     fake.set_default(Script(tokens=["a", "b"]))
     body = {"model": "fake-model", "messages": HELLO, "stream": True}
-    with httpx.stream("POST", server.url + "/v1/chat/completions", json=body, timeout=10,
-                      headers={"Authorization": f"Bearer {make_token(server, user)}"}) as response:
+    with httpx.stream(
+        "POST",
+        server.url + "/v1/chat/completions",
+        json=body,
+        timeout=10,
+        headers={"Authorization": f"Bearer {make_token(server, user)}"},
+    ) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         raw = response.read().decode()
     events = raw.split("\n\n")
     assert events[-1] == "" and events[-2] == "data: [DONE]"
     assert all(e.startswith("data: ") for e in events[:-1])
     first = json.loads(events[0][6:])
-    assert first["object"] == "chat.completion.chunk" and first["choices"][0]["delta"] == {"role": "assistant",
-                                                                                             "content": ""}
+    assert first["object"] == "chat.completion.chunk" and first["choices"][0]["delta"] == {
+        "role": "assistant",
+        "content": "",
+    }
     assert "usage" not in first  # only with stream_options.include_usage
 
 
 def test_content_part_arrays_reach_the_provider_as_text(server: LiveServer, fake: FakeProvider) -> None:
     user = make_user(server)
     client(server, make_token(server, user)).chat.completions.create(
-        model="fake-model", messages=[{"role": "user", "content": [{"type": "text", "text": "Say hi"}]},
-                                      {"role": "assistant", "content": "hi"},
-                                      {"role": "user", "content": [{"type": "text", "text": "again"}]}],
+        model="fake-model",
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": "Say hi"}]},
+            {"role": "assistant", "content": "hi"},
+            {"role": "user", "content": [{"type": "text", "text": "again"}]},
+        ],
     )
     sent = fake.requests[-1].body["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
     assert "Say hi" in json.dumps(sent[0]) and "again" in json.dumps(sent[2])
 
 
-def test_curl_exactly_as_in_the_guide_pointed_at_parley_gets_an_answer(server: LiveServer, fake: FakeProvider) -> None:
+def test_curl_exactly_as_in_the_guide_pointed_at_parley_gets_an_answer(
+    server: LiveServer, fake: FakeProvider
+) -> None:
     user = make_user(server)
     fake.set_default(Script(tokens=["Hi ", "from ", "curl"]))
     token = make_token(server, user)
-    out = subprocess.run([
-        "curl", "-sS", "-X", "POST", f"{server.url}/v1/chat/completions",
-        "-H", "Content-Type: application/json",
-        "-H", f"Authorization: Bearer {token}",
-        "-d", '{\n        "model": "fake-model",\n        "messages": [{"role": "user", "content": "Hello!"}]\n      }',
-    ], capture_output=True, text=True, timeout=20, check=True).stdout
+    out = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-X",
+            "POST",
+            f"{server.url}/v1/chat/completions",
+            "-H",
+            "Content-Type: application/json",
+            "-H",
+            f"Authorization: Bearer {token}",
+            "-d",
+            # The guide's body, as it is laid out there.
+            '{\n        "model": "fake-model",\n'
+            '        "messages": [{"role": "user", "content": "Hello!"}]\n      }',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
+    ).stdout
     assert json.loads(out)["choices"][0]["message"]["content"] == "Hi from curl"
 
 
@@ -164,11 +247,13 @@ def test_models_lists_only_what_the_user_may_use_by_ids_a_person_can_type(server
     assert {m.id for m in staff_client.models.list()} == {"fake-model", "cached-model", "staff-model"}
     assert staff_client.models.retrieve("staff-model").owned_by == "fake"
     # A token limited to one model lists only that one.
-    assert {m.id for m in client(server, make_token(server, staff, models=("staff-model",))).models.list()} == {
-        "staff-model"}
+    assert {
+        m.id for m in client(server, make_token(server, staff, models=("staff-model",))).models.list()
+    } == {"staff-model"}
 
 
 # ---- errors -----------------------------------------------------------------------------------------
+
 
 def test_a_bad_or_missing_token_is_a_401_in_openais_shape(server: LiveServer, fake: FakeProvider) -> None:
     with pytest.raises(openai.AuthenticationError) as bad:
@@ -192,7 +277,8 @@ def test_a_model_the_user_may_not_use_is_403_and_an_unknown_one_404_and_nothing_
     assert unknown.value.code == "model_not_found"
     with pytest.raises(openai.PermissionDeniedError):
         client(server, make_token(server, user, models=("cached-model",))).chat.completions.create(
-            model="fake-model", messages=HELLO)
+            model="fake-model", messages=HELLO
+        )
     assert fake.requests == []
 
 
@@ -200,7 +286,11 @@ def test_a_revoked_or_expired_token_and_a_deactivated_users_tokens_stop_working_
     server: LiveServer, fake: FakeProvider
 ) -> None:
     user = make_user(server)
-    kept, revoked, expiring = make_token(server, user), make_token(server, user), make_token(server, user, expires_in=2)
+    kept, revoked, expiring = (
+        make_token(server, user),
+        make_token(server, user),
+        make_token(server, user, expires_in=2),
+    )
     for token in (kept, revoked, expiring):
         client(server, token).models.list()
     shell(server, f"do_revoke_token(ApiToken.objects.get(prefix={revoked[:12]!r}))")
@@ -215,9 +305,13 @@ def test_a_revoked_or_expired_token_and_a_deactivated_users_tokens_stop_working_
     assert fake.requests == []
 
 
-def test_over_budget_is_a_429_with_retry_after_and_nothing_goes_upstream(server: LiveServer, fake: FakeProvider) -> None:
+def test_over_budget_is_a_429_with_retry_after_and_nothing_goes_upstream(
+    server: LiveServer, fake: FakeProvider
+) -> None:
     user = make_user(server)
-    shell(server, f"Budget.objects.create(user=User.objects.get(username={user!r}), period='day', max_tokens=5)")
+    shell(
+        server, f"Budget.objects.create(user=User.objects.get(username={user!r}), period='day', max_tokens=5)"
+    )
     api = client(server, make_token(server, user))
     api.chat.completions.create(model="fake-model", messages=HELLO)  # 12 tokens: crosses the budget, finishes
     time.sleep(2.2)  # budgets are read per process for up to PARLEY_CATALOG_CACHE_SECONDS
@@ -248,7 +342,9 @@ def test_bad_fields_are_a_400_naming_the_field(server: LiveServer, fake: FakePro
         api.chat.completions.create(model="fake-model", messages=HELLO, extra_body={"bogus": 1})
     assert "bogus" in unknown.value.message
     # Fields that do not change a text answer are taken and ignored, as many OpenAI servers do.
-    api.chat.completions.create(model="fake-model", messages=HELLO, seed=1, presence_penalty=0.5, user="script-7")
+    api.chat.completions.create(
+        model="fake-model", messages=HELLO, seed=1, presence_penalty=0.5, user="script-7"
+    )
     assert len(fake.requests) == 1
 
 
@@ -256,7 +352,9 @@ def test_an_upstream_failure_is_a_502_in_parleys_words_with_a_reference_never_th
     server: LiveServer, fake: FakeProvider
 ) -> None:
     api = client(server, make_token(server, make_user(server)))
-    fake.set_default(Script(status=401, error_body={"error": {"message": "sk-upstream-secret-detail is invalid"}}))
+    fake.set_default(
+        Script(status=401, error_body={"error": {"message": "sk-upstream-secret-detail is invalid"}})
+    )
     with pytest.raises(openai.APIStatusError) as failed:
         api.chat.completions.create(model="fake-model", messages=HELLO)
     assert failed.value.status_code == 502
@@ -274,7 +372,8 @@ def test_a_client_that_hangs_up_mid_stream_stops_the_upstream_call_within_a_seco
     user = make_user(server)
     fake.set_default(SLOW)
     stream = client(server, make_token(server, user)).chat.completions.create(
-        model="fake-model", messages=HELLO, stream=True)
+        model="fake-model", messages=HELLO, stream=True
+    )
     got = [c.choices[0].delta.content for c, _ in zip(stream, range(3), strict=False)]
     assert got[1:] == ["s0 ", "s1 "]
     stream.close()
@@ -294,23 +393,36 @@ def test_a_client_that_hangs_up_before_a_whole_answer_stops_the_upstream_call(
     fake.set_default(SLOW)
     token = make_token(server, make_user(server))
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(server.url + "/v1/chat/completions", json={"model": "fake-model", "messages": HELLO},
-                   headers={"Authorization": f"Bearer {token}"}, timeout=httpx.Timeout(10, read=1.0))
+        httpx.post(
+            server.url + "/v1/chat/completions",
+            json={"model": "fake-model", "messages": HELLO},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(10, read=1.0),
+        )
     assert fake.requests[-1].client_disconnected.wait(1.5)
 
 
 # ---- history, tokens in logs --------------------------------------------------------------------------
 
-def test_a_token_that_saves_history_keeps_each_call_as_a_conversation(server: LiveServer, fake: FakeProvider) -> None:
+
+def test_a_token_that_saves_history_keeps_each_call_as_a_conversation(
+    server: LiveServer, fake: FakeProvider
+) -> None:
     user = make_user(server)
     fake.set_default(Script(tokens=["Saved ", "answer"]))
     client(server, make_token(server, user, save_history=True)).chat.completions.create(
-        model="fake-model", messages=[{"role": "system", "content": "Terse."}, *HELLO])
+        model="fake-model", messages=[{"role": "system", "content": "Terse."}, *HELLO]
+    )
     rows = server.sql(
         "select c.system_prompt, m.role, m.content, m.status from chat_conversation c join auth_user u on "
-        "u.id = c.owner_id join chat_message m on m.conversation_id = c.id where u.username = ? order by m.created",
-        user)
-    assert rows == [("Terse.", "user", "Hello!", "complete"), ("Terse.", "assistant", "Saved answer", "complete")]
+        "u.id = c.owner_id join chat_message m on m.conversation_id = c.id where u.username = ? "
+        "order by m.created",
+        user,
+    )
+    assert rows == [
+        ("Terse.", "user", "Hello!", "complete"),
+        ("Terse.", "assistant", "Saved answer", "complete"),
+    ]
     assert usage_rows(server, user)[0][6] is not None  # the usage record points at the saved answer
 
 
@@ -330,17 +442,22 @@ def test_the_token_never_appears_in_the_server_log(server: LiveServer, fake: Fak
 
 # ---- the response cache ---------------------------------------------------------------------------
 
+
 def _ask(api: openai.OpenAI, content: str, **kw: Any) -> Any:
     return api.chat.completions.with_raw_response.create(
-        model="cached-model", messages=[{"role": "user", "content": content}], temperature=0, **kw)
+        model="cached-model", messages=[{"role": "user", "content": content}], temperature=0, **kw
+    )
 
 
 def test_an_exact_repeat_is_answered_from_the_cache_with_no_upstream_call_at_no_cost(
     server: LiveServer, fake: FakeProvider
 ) -> None:
     user = make_user(server)
-    shell(server, "ChatModel.objects.filter(model_id='cached-model').update(price_input_per_mtok=1, "
-                  "price_output_per_mtok=2)")
+    shell(
+        server,
+        "ChatModel.objects.filter(model_id='cached-model').update(price_input_per_mtok=1, "
+        "price_output_per_mtok=2)",
+    )
     api = client(server, make_token(server, user))
     question = f"What is {uuid.uuid4().hex}?"
     fake.set_default(Script(tokens=["Forty", "-two"], usage=(9, 2)))
@@ -353,11 +470,16 @@ def test_an_exact_repeat_is_answered_from_the_cache_with_no_upstream_call_at_no_
     assert answer.choices[0].message.content == "Forty-two" and answer.cached is True  # type: ignore[attr-defined]
     assert answer.usage.prompt_tokens_details.cached_tokens == 9
     assert len(fake.requests) == 1
-    (_, _, _, _, fresh_cached, fresh_cost, _), (_, _, _, _, hit_cached, hit_cost, _) = usage_rows(server, user)
+    (_, _, _, _, fresh_cached, fresh_cost, _), (_, _, _, _, hit_cached, hit_cost, _) = usage_rows(
+        server, user
+    )
     assert (fresh_cached, hit_cached) == (0, 1) and float(fresh_cost) > 0 and float(hit_cost) == 0
     # Streamed, a hit comes whole in the first chunk.
-    chunks = list(api.chat.completions.create(model="cached-model", messages=[{"role": "user", "content": question}],
-                                              temperature=0, stream=True))
+    chunks = list(
+        api.chat.completions.create(
+            model="cached-model", messages=[{"role": "user", "content": question}], temperature=0, stream=True
+        )
+    )
     assert [c.choices[0].delta.content for c in chunks if c.choices[0].delta.content] == ["Forty-two"]
     assert len(fake.requests) == 1
 
@@ -369,18 +491,23 @@ def test_the_cache_is_bypassed_by_a_header_and_never_used_above_the_admins_tempe
     question = f"Again {uuid.uuid4().hex}"
     _ask(api, question)
     time.sleep(0.3)
-    assert _ask(api, question, extra_headers={"Cache-Control": "no-cache"}).headers["X-Parley-Cache"] == "bypass"
+    assert (
+        _ask(api, question, extra_headers={"Cache-Control": "no-cache"}).headers["X-Parley-Cache"] == "bypass"
+    )
     assert _ask(api, question, extra_headers={"X-Parley-Cache": "no"}).headers["X-Parley-Cache"] == "bypass"
     assert len(fake.requests) == 3
     for _ in range(2):
         warm = api.chat.completions.with_raw_response.create(
-            model="cached-model", messages=[{"role": "user", "content": question}], temperature=0.9)
+            model="cached-model", messages=[{"role": "user", "content": question}], temperature=0.9
+        )
         assert warm.headers["X-Parley-Cache"] == "off"
     assert len(fake.requests) == 5
     assert _ask(api, question).headers["X-Parley-Cache"] == "hit"
 
 
-def test_the_cache_is_each_users_own_unless_the_admin_shares_it_per_group(server: LiveServer, fake: FakeProvider) -> None:
+def test_the_cache_is_each_users_own_unless_the_admin_shares_it_per_group(
+    server: LiveServer, fake: FakeProvider
+) -> None:
     alice, bob = make_user(server, ("team",)), make_user(server, ("team",))
     question = f"Shared {uuid.uuid4().hex}"
     _ask(client(server, make_token(server, alice)), question)

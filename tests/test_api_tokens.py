@@ -22,11 +22,17 @@ def signed_in(user: User) -> Client:
 
 
 def create(client: Client, **fields: Any) -> Any:
-    data = {"token-name": "nightly report", "token-expires": "", **{f"token-{k}": v for k, v in fields.items()}}
+    data = {
+        "token-name": "nightly report",
+        "token-expires": "",
+        **{f"token-{k}": v for k, v in fields.items()},
+    }
     return client.post("/settings/tokens/", data)
 
 
-def test_a_new_token_is_shown_once_and_only_its_fingerprint_is_kept(alice: User, fake_model: ChatModel) -> None:
+def test_a_new_token_is_shown_once_and_only_its_fingerprint_is_kept(
+    alice: User, fake_model: ChatModel
+) -> None:
     client = signed_in(alice)
     page = create(client)
     assert page.status_code == 200 and page["Cache-Control"] == "no-store"

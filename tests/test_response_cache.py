@@ -44,7 +44,9 @@ async def test_a_repeated_question_is_answered_from_the_cache_marked_cached_with
     assert len(fake.requests) == 1
     saved = await database_sync_to_async(Message.objects.get)(id=again[-1]["message"])
     assert saved.cached and saved.content == "Paris."
-    records = await database_sync_to_async(lambda: list(UsageRecord.objects.order_by("id").values_list("cached", "source")))()
+    records = await database_sync_to_async(
+        lambda: list(UsageRecord.objects.order_by("id").values_list("cached", "source"))
+    )()
     assert records == [(False, "chat"), (True, "chat")]
 
 
@@ -56,8 +58,13 @@ async def test_regenerate_never_answers_from_the_cache(
     again = await ask(sock, cached_model, "Tell me a joke")
     assert again[-1].get("cached") is True
     fake.set_default(Script(tokens=["A ", "new ", "one"]))
-    await sock.send({"type": "regenerate", "client_id": "3f2f0a8e-9d9b-4a4e-8a55-2f7d7f6f1b01",
-                     "message": again[-1]["message"]})
+    await sock.send(
+        {
+            "type": "regenerate",
+            "client_id": "3f2f0a8e-9d9b-4a4e-8a55-2f7d7f6f1b01",
+            "message": again[-1]["message"],
+        }
+    )
     frames = await sock.recv_until("end")
     assert text_of(frames) == "A new one" and "cached" not in frames[-1]
     assert len(fake.requests) == 2

@@ -29,15 +29,26 @@ REFUSALS = {
 
 class ApiError(Exception):
     def __init__(
-        self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None,
-        param: str | None = None, retry_after: int | None = None, ref: str | None = None,
+        self,
+        status: int,
+        message: str,
+        kind: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: int | None = None,
+        ref: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.kind, self.code = status, message, kind, code
         self.param, self.retry_after, self.ref = param, retry_after, ref
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}
+        error: dict[str, Any] = {
+            "message": self.message,
+            "type": self.kind,
+            "param": self.param,
+            "code": self.code,
+        }
         if self.ref:
             error["ref"] = self.ref
         return {"error": error}
@@ -63,4 +74,3 @@ def upstream(error: dict[str, Any]) -> ApiError:
 def refused(code: str, message: str, retry_after: int) -> ApiError:
     status, kind, openai_code = REFUSALS.get(code, (429, "requests", code))
     return ApiError(status, message, kind, openai_code, retry_after=retry_after)
-

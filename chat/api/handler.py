@@ -23,5 +23,5 @@ class ApiHandler(ASGIHandler):
         self._view_middleware = []  # type: ignore[var-annotated]
         self._template_response_middleware = []  # type: ignore[var-annotated]
         self._exception_middleware = []  # type: ignore[var-annotated]
-        get_response = self._get_response_async if is_async else self._get_response
+        get_response = self._get_response_async if is_async else self._get_response  # type: ignore[attr-defined]
         self._middleware_chain = convert_exception_to_response(get_response)  # type: ignore[assignment]

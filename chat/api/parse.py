@@ -17,20 +17,45 @@ from providers.base import ChatMessage, ImagePart, Part, TextPart
 from providers.content import UnsupportedPart, flat_text, from_openai_content
 
 TAKEN = {
-    "model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "stream",
-    "stream_options", "user",
+    "model",
+    "messages",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "stream",
+    "stream_options",
+    "user",
 }
 # OpenAI's own fields that have no say in a plain text answer here: accepted and ignored.
 IGNORED = {
-    "frequency_penalty", "presence_penalty", "seed", "logit_bias", "metadata", "store", "service_tier",
-    "parallel_tool_calls", "reasoning_effort", "verbosity", "safety_identifier", "prompt_cache_key",
+    "frequency_penalty",
+    "presence_penalty",
+    "seed",
+    "logit_bias",
+    "metadata",
+    "store",
+    "service_tier",
+    "parallel_tool_calls",
+    "reasoning_effort",
+    "verbosity",
+    "safety_identifier",
+    "prompt_cache_key",
     "web_search_options",
 }
 # Fields asking for something Parley does not do: refused unless they ask for the default.
 DEFAULTS: dict[str, tuple[object, ...]] = {
-    "n": (None, 1), "logprobs": (None, False), "top_logprobs": (None, 0), "tools": (None, []),
-    "functions": (None, []), "tool_choice": (None, "none"), "function_call": (None, "none"),
-    "response_format": (None, {"type": "text"}), "modalities": (None, ["text"]), "audio": (None,),
+    "n": (None, 1),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "tools": (None, []),
+    "functions": (None, []),
+    "tool_choice": (None, "none"),
+    "function_call": (None, "none"),
+    "response_format": (None, {"type": "text"}),
+    "modalities": (None, ["text"]),
+    "audio": (None,),
     "prediction": (None,),
 }
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
@@ -80,7 +105,9 @@ def completion(body: object) -> Completion:
     stream = _flag(body, "stream")
     options = body.get("stream_options")
     if options is not None and not stream:
-        raise BadRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options")
+        raise BadRequest(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options"
+        )
     if options is not None and not isinstance(options, dict):
         raise BadRequest("`stream_options` must be an object.", "stream_options")
     include_usage = _flag(options or {}, "include_usage", "stream_options.include_usage")
@@ -89,9 +116,13 @@ def completion(body: object) -> Completion:
     limit = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     try:
         return Completion(
-            model=model, messages=messages(body.get("messages")),
-            temperature=limits.temperature(body.get("temperature")), top_p=limits.top_p(body.get("top_p")),
-            max_tokens=limits.max_tokens(body.get(limit), limit), stop=stops(body.get("stop")), stream=stream,
+            model=model,
+            messages=messages(body.get("messages")),
+            temperature=limits.temperature(body.get("temperature")),
+            top_p=limits.top_p(body.get("top_p")),
+            max_tokens=limits.max_tokens(body.get(limit), limit),
+            stop=stops(body.get("stop")),
+            stream=stream,
             include_usage=include_usage,
         )
     except limits.Invalid as exc:

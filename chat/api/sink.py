@@ -47,8 +47,9 @@ class ApiSink:
     async def open(self) -> dict[str, Any] | None:
         if self.save_history:
             try:
-                await database_sync_to_async(save_start)(self.user, self.model, self.request,
-                                                         self.conversation_id, self.message_id)
+                await database_sync_to_async(save_start)(
+                    self.user, self.model, self.request, self.conversation_id, self.message_id
+                )
             except Exception:
                 self.failed_ref = secrets.token_hex(4)
                 log.exception("could not save the API call as a conversation, ref=%s", self.failed_ref)
@@ -69,7 +70,9 @@ class ApiSink:
     async def finish(self, outcome: Outcome) -> None:
         self.outcome = outcome
         saved = self.message_id if self.save_history else None
-        usage = metering.record(self.user, Source.API, self.model, outcome, message_id=saved, cached=outcome.cached)
+        usage = metering.record(
+            self.user, Source.API, self.model, outcome, message_id=saved, cached=outcome.cached
+        )
         if self.save_history:
             await store.finishes.submit((self.message_id, self.conversation_id, outcome, usage))
         elif usage is not None:
@@ -82,8 +85,9 @@ class ApiSink:
         self.frames.put_nowait(None)
 
 
-def save_start(user: Any, model: ChatModel, request: ChatRequest, conversation_id: uuid.UUID,
-               message_id: uuid.UUID) -> None:
+def save_start(
+    user: Any, model: ChatModel, request: ChatRequest, conversation_id: uuid.UUID, message_id: uuid.UUID
+) -> None:
     """The call as a conversation: its system text, each turn in order, the answer streaming.
 
     Images sent through the API are not kept (the turn keeps its text): they were never
@@ -93,23 +97,42 @@ def save_start(user: Any, model: ChatModel, request: ChatRequest, conversation_i
     turns = [m for m in request.messages if m.role != "system"]
     opening = next((flat_text(m) for m in turns if m.role == "user"), "")
     conversation = Conversation(
-        id=conversation_id, owner=user, title=" ".join(opening.split())[:TITLE_CHARS] or "API call",
-        system_prompt=system, model=model, temperature=request.temperature, max_tokens=request.max_tokens,
+        id=conversation_id,
+        owner=user,
+        title=" ".join(opening.split())[:TITLE_CHARS] or "API call",
+        system_prompt=system,
+        model=model,
+        temperature=request.temperature,
+        max_tokens=request.max_tokens,
         title_source=TitleSource.USER,  # scripts' calls get no generated title (no extra upstream call)
     )
     rows: list[Message] = []
     parent: uuid.UUID | None = None
     for turn in turns:
-        row = Message(id=uuid.uuid4(), conversation=conversation, parent_id=parent, role=turn.role,
-                      content=flat_text(turn), status=Status.COMPLETE)
+        row = Message(
+            id=uuid.uuid4(),
+            conversation=conversation,
+            parent_id=parent,
+            role=turn.role,
+            content=flat_text(turn),
+            status=Status.COMPLETE,
+        )
         if turn.role == Role.ASSISTANT:
             row.model, row.model_name = model, model.name
         rows.append(row)
         parent = row.id
-    rows.append(Message(
-        id=message_id, conversation=conversation, parent_id=parent, role=Role.ASSISTANT, status=Status.STREAMING,
-        model=model, model_name=model.name, worker=cluster.worker_id(),
-    ))
+    rows.append(
+        Message(
+            id=message_id,
+            conversation=conversation,
+            parent_id=parent,
+            role=Role.ASSISTANT,
+            status=Status.STREAMING,
+            model=model,
+            model_name=model.name,
+            worker=cluster.worker_id(),
+        )
+    )
     with transaction.atomic():
         sql.insert([conversation])
         sql.insert(rows)

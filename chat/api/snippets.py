@@ -132,11 +132,16 @@ def snippets(base_url: str, model: str) -> list[dict[str, str]]:
     """Every snippet for `model` at `base_url` (".../v1"). Strings are JSON literals, which are
     also valid string literals in Python, JavaScript and Go."""
     values = {
-        "url": json.dumps(base_url), "url_chat": json.dumps(base_url + "/chat/completions"),
-        "url_sh": shlex.quote(base_url), "model": json.dumps(model), "var": TOKEN_VARIABLE,
+        "url": json.dumps(base_url),
+        "url_chat": json.dumps(base_url + "/chat/completions"),
+        "url_sh": shlex.quote(base_url),
+        "model": json.dumps(model),
+        "var": TOKEN_VARIABLE,
     }
-    return [{"id": key, "label": label, "language": language, "code": template.format(**values)}
-            for key, label, language, template in KINDS]
+    return [
+        {"id": key, "label": label, "language": language, "code": template.format(**values)}
+        for key, label, language, template in KINDS
+    ]
 
 
 @require_GET
@@ -145,6 +150,10 @@ def model_snippets(request: HttpRequest, model_id: uuid.UUID) -> JsonResponse:
     model = access_model(request.user, model_id)
     base_url = request.build_absolute_uri("/v1")
     name = catalog_cache.api_id(model.id)
-    body: dict[str, Any] = {"model": name, "base_url": base_url, "token_variable": TOKEN_VARIABLE,
-                            "snippets": snippets(base_url, name)}
+    body: dict[str, Any] = {
+        "model": name,
+        "base_url": base_url,
+        "token_variable": TOKEN_VARIABLE,
+        "snippets": snippets(base_url, name),
+    }
     return JsonResponse(body)

@@ -23,13 +23,21 @@ from chat.access import usable_models
 from chat.api import tokens
 from chat.models import ApiToken
 
-EXPIRY_CHOICES = [("", "Never"), ("7", "In 7 days"), ("30", "In 30 days"), ("90", "In 90 days"), ("365", "In a year")]
+EXPIRY_CHOICES = [
+    ("", "Never"),
+    ("7", "In 7 days"),
+    ("30", "In 30 days"),
+    ("90", "In 90 days"),
+    ("365", "In a year"),
+]
 
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What it is for, e.g. “nightly report script”.")
-    models = forms.ModelMultipleChoiceField(
-        queryset=None, required=False, widget=forms.CheckboxSelectMultiple,
+    models: forms.ModelMultipleChoiceField = forms.ModelMultipleChoiceField(
+        queryset=None,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: every model you may use.",
     )
     expires = forms.ChoiceField(choices=EXPIRY_CHOICES, required=False)
@@ -64,11 +72,17 @@ def create_token(request: HttpRequest) -> HttpResponse:
         prefs = PreferencesForm(instance=preferences_for(request.user), user=request.user)  # type: ignore[arg-type]
         return render(request, "chat/settings.html", {"form": prefs, "token_form": form}, status=400)
     token, secret = tokens.do_create_token(
-        request.user, form.cleaned_data["name"], form.cleaned_data["models"], form.expires_at(),
+        request.user,
+        form.cleaned_data["name"],
+        form.cleaned_data["models"],
+        form.expires_at(),
         form.cleaned_data["save_history"],
     )
-    response = render(request, "chat/token_created.html", {"token": token, "secret": secret,
-                                                             "base_url": request.build_absolute_uri("/v1")})
+    response = render(
+        request,
+        "chat/token_created.html",
+        {"token": token, "secret": secret, "base_url": request.build_absolute_uri("/v1")},
+    )
     response["Cache-Control"] = "no-store"  # the one time the token is shown: never kept by a cache
     return response
 

@@ -31,23 +31,36 @@ def digest(secret: str) -> str:
 
 
 def do_create_token(
-    user: Any, name: str, models: Iterable[ChatModel] = (), expires_at: datetime.datetime | None = None,
+    user: Any,
+    name: str,
+    models: Iterable[ChatModel] = (),
+    expires_at: datetime.datetime | None = None,
     save_history: bool = False,
 ) -> tuple[ApiToken, str]:
     """A new token for `user`; returns the row and the secret (never stored, never shown again)."""
     secret = PREFIX + secrets.token_urlsafe(32)
     with transaction.atomic():
         token = ApiToken.objects.create(
-            user=user, name=name, digest=digest(secret), prefix=secret[:SHOWN_CHARS],
-            expires_at=expires_at, save_history=save_history,
+            user=user,
+            name=name,
+            digest=digest(secret),
+            prefix=secret[:SHOWN_CHARS],
+            expires_at=expires_at,
+            save_history=save_history,
         )
         chosen = list(models)
         if chosen:
             token.scope.set(chosen)
-    audit.record("api_token.created", f"{user.get_username()}: {name}", {
-        "prefix": token.prefix, "models": [m.name for m in chosen] or "all",
-        "expires": expires_at.isoformat() if expires_at else None, "save_history": save_history,
-    })
+    audit.record(
+        "api_token.created",
+        f"{user.get_username()}: {name}",
+        {
+            "prefix": token.prefix,
+            "models": [m.name for m in chosen] or "all",
+            "expires": expires_at.isoformat() if expires_at else None,
+            "save_history": save_history,
+        },
+    )
     return token, secret
 
 
@@ -62,7 +75,7 @@ def do_revoke_token(token: ApiToken) -> None:
 def access_token(user: Any, token_id: object) -> ApiToken:
     """One of this user's own tokens (anyone else's is "not found", like a missing one)."""
     try:
-        return ApiToken.objects.select_related("user").get(id=token_id, user=user)
+        return ApiToken.objects.select_related("user").get(id=token_id, user=user)  # type: ignore[misc]
     except (ApiToken.DoesNotExist, ValueError, TypeError):
         raise NotFound("No such token.") from None
 

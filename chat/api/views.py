@@ -27,6 +27,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from chat import admission, catalog_cache, limits, response_cache, store
@@ -47,6 +48,7 @@ FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter"
 
 # ---- who is asking -------------------------------------------------------------------------
 
+
 def _bearer(request: HttpRequest) -> str:
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
@@ -56,9 +58,12 @@ def _bearer(request: HttpRequest) -> str:
 async def _token(request: HttpRequest) -> ApiToken:
     secret = _bearer(request)
     if not secret:
-        raise ApiError(401, "You didn't provide an API key. Send your Parley API token as "
-                       "'Authorization: Bearer <token>' (make one on your Parley settings page).",
-                       code="invalid_api_key")
+        raise ApiError(
+            401,
+            "You didn't provide an API key. Send your Parley API token as "
+            "'Authorization: Bearer <token>' (make one on your Parley settings page).",
+            code="invalid_api_key",
+        )
     token = await database_sync_to_async(tokens.authenticate)(secret)
     if token is None:
         raise ApiError(401, INCORRECT, code="invalid_api_key")
@@ -74,14 +79,21 @@ def _answer_error(exc: ApiError) -> HttpResponse:
 
 # ---- /v1/models ------------------------------------------------------------------------------
 
+
 def _listed(token: ApiToken) -> list[dict[str, Any]]:
     scope = tokens.scope_ids(token)
     _, ids = catalog_cache.api_ids()
     models = usable_models(token.user).order_by("provider__name", "display_name", "model_id")
     return [
-        {"id": ids[str(m.id)], "object": "model", "created": int(m.created.timestamp()),
-         "owned_by": m.provider.display_name, "name": m.name}
-        for m in models if str(m.id) in ids and (not scope or str(m.id) in scope)
+        {
+            "id": ids[str(m.id)],
+            "object": "model",
+            "created": int(m.created.timestamp()),
+            "owned_by": m.provider.display_name,
+            "name": m.name,
+        }
+        for m in models
+        if str(m.id) in ids and (not scope or str(m.id) in scope)
     ]
 
 
@@ -99,12 +111,17 @@ async def models(request: HttpRequest, model: str | None = None) -> HttpResponse
         return JsonResponse({"object": "list", "data": listed})
     found = next((m for m in listed if m["id"] == model), None)
     if found is None:
-        return ApiError(404, f"The model `{model[:100]}` does not exist or you do not have access to it.",
-                        code="model_not_found", param="model").response()
+        return ApiError(
+            404,
+            f"The model `{model[:100]}` does not exist or you do not have access to it.",
+            code="model_not_found",
+            param="model",
+        ).response()
     return JsonResponse(found)
 
 
 # ---- /v1/chat/completions: checks, on the database thread ------------------------------------
+
 
 def _prepare(token: ApiToken, asked: parse.Completion, plan_cache: tuple[bool, bool]) -> tuple[Any, ...]:
     """The model, the provider request, the cache's say and an admission ticket; or ApiError."""
@@ -112,25 +129,44 @@ def _prepare(token: ApiToken, asked: parse.Completion, plan_cache: tuple[bool, b
     forward, _ = catalog_cache.api_ids()
     model_uuid = forward.get(asked.model)
     if model_uuid is None:
-        raise ApiError(404, f"The model `{asked.model[:100]}` does not exist. GET /v1/models lists yours.",
-                       code="model_not_found", param="model")
+        raise ApiError(
+            404,
+            f"The model `{asked.model[:100]}` does not exist. GET /v1/models lists yours.",
+            code="model_not_found",
+            param="model",
+        )
     try:
         entry = access_model_entry(user, model_uuid)
     except ModelUnavailable:
-        raise ApiError(403, f"You may not use the model `{asked.model[:100]}`.", "permission_denied",
-                       "model_not_allowed", "model") from None
+        raise ApiError(
+            403,
+            f"You may not use the model `{asked.model[:100]}`.",
+            "permission_denied",
+            "model_not_allowed",
+            "model",
+        ) from None
     scope = tokens.scope_ids(token)
     if scope and model_uuid not in scope:
-        raise ApiError(403, f"This token may not use the model `{asked.model[:100]}`.", "permission_denied",
-                       "model_not_allowed", "model")
+        raise ApiError(
+            403,
+            f"This token may not use the model `{asked.model[:100]}`.",
+            "permission_denied",
+            "model_not_allowed",
+            "model",
+        )
     model = entry.model
     if asked.has_images and not model.takes_images():
         raise ApiError(400, f"The model `{asked.model[:100]}` does not take images.", param="messages")
     request = ChatRequest(
-        model=model.model_id, messages=asked.messages,
-        temperature=asked.temperature if asked.temperature is not None else settings.PARLEY_DEFAULT_TEMPERATURE,
+        model=model.model_id,
+        messages=asked.messages,
+        temperature=asked.temperature
+        if asked.temperature is not None
+        else settings.PARLEY_DEFAULT_TEMPERATURE,
         max_tokens=asked.max_tokens if asked.max_tokens is not None else settings.PARLEY_DEFAULT_MAX_TOKENS,
-        top_p=asked.top_p, stop=asked.stop, reasoning=model.reasoning_request(),
+        top_p=asked.top_p,
+        stop=asked.stop,
+        reasoning=model.reasoning_request(),
     )
     read, write = plan_cache
     cache = response_cache.plan(user, model, request, read=read, write=write)
@@ -142,8 +178,9 @@ def _prepare(token: ApiToken, asked: parse.Completion, plan_cache: tuple[bool, b
     return ticket, entry, request, cache
 
 
-def _checked(secret: str, asked: parse.Completion | None, problem: Exception | None,
-             wish: tuple[bool, bool]) -> tuple[Any, ...]:
+def _checked(
+    secret: str, asked: parse.Completion | None, problem: Exception | None, wish: tuple[bool, bool]
+) -> tuple[Any, ...]:
     token = tokens.authenticate(secret)
     if token is None:
         raise ApiError(401, INCORRECT, code="invalid_api_key")
@@ -169,8 +206,9 @@ def _give_back(work: asyncio.Future[Any]) -> None:
 
 # ---- /v1/chat/completions ------------------------------------------------------------------
 
+
 @csrf_exempt
-async def chat_completions(request: HttpRequest) -> HttpResponse:
+async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     received = time.monotonic()
     try:
         if request.method != "POST":
@@ -200,16 +238,26 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     user = token.user
     sink = ApiSink(user, entry.model, provider_request, token.save_history)
     job = Job(
-        user_id=user.pk, conversation_id=sink.conversation_id, message_id=sink.message_id,
-        family=entry.model.provider.family, target=entry.target, request=provider_request, received_at=received,
-        source="api", cached=cache.hit, cache_keys=cache.keys, cache_ttl=cache.ttl,
+        user_id=user.pk,
+        conversation_id=sink.conversation_id,
+        message_id=sink.message_id,
+        family=entry.model.provider.family,
+        target=entry.target,
+        request=provider_request,
+        received_at=received,
+        source="api",
+        cached=cache.hit,
+        cache_keys=cache.keys,
+        cache_ttl=cache.ttl,
     )
     try:
         registry.start(job, sink, ticket.started, ticket.release)
     except BaseException:
         ticket.release()
         raise
+    assert asked is not None  # _checked raised otherwise
     answer = Answer(sink, asked, cache.state)
+    response: HttpResponseBase
     try:
         first = await answer.first()
         if first is not None:
@@ -231,8 +279,11 @@ def _body(request: HttpRequest) -> object:
     try:
         raw = request.body
     except RequestDataTooBig:
-        raise ApiError(413, f"The request is larger than {limits.megabytes(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)}.",
-                       code="request_too_large") from None
+        raise ApiError(
+            413,
+            f"The request is larger than {limits.megabytes(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)}.",
+            code="request_too_large",
+        ) from None
     try:
         return limits.loads(raw)
     except limits.Invalid as exc:
@@ -269,8 +320,9 @@ class Answer:
             frame = await self._next()
             if frame is None:
                 ref = self.sink.failed_ref or secrets.token_hex(4)
-                return ApiError(500, f"Parley could not save this call. Try again. (ref {ref})", "server_error",
-                                ref=ref).response()
+                return ApiError(
+                    500, f"Parley could not save this call. Try again. (ref {ref})", "server_error", ref=ref
+                ).response()
             self.early.append(frame)
             if frame.type == "end":
                 data = frame.data
@@ -284,10 +336,10 @@ class Answer:
         for frame in self.early:
             yield frame
         while not self.over:
-            frame = await self._next()
-            if frame is None:
+            more = await self._next()
+            if more is None:
                 return
-            yield frame
+            yield more
 
     # -- the whole answer at once ------------------------------------------------------------
     async def whole(self) -> HttpResponse:
@@ -308,18 +360,29 @@ class Answer:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(text), "refusal": None}
         if any(reasoning):
             message["reasoning_content"] = "".join(reasoning)
-        return JsonResponse({
-            "id": self.id, "object": "chat.completion", "created": self.created, "model": self.asked.model,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-            "usage": self._usage(end), "system_fingerprint": None, "cached": bool(end.get("cached")),
-        })
+        return JsonResponse(
+            {
+                "id": self.id,
+                "object": "chat.completion",
+                "created": self.created,
+                "model": self.asked.model,
+                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                "usage": self._usage(end),
+                "system_fingerprint": None,
+                "cached": bool(end.get("cached")),
+            }
+        )
 
     # -- server-sent events ---------------------------------------------------------------------
     def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
         doc: dict[str, Any] = {
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.asked.model,
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.asked.model,
             "system_fingerprint": None,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}], **extra,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            **extra,
         }
         if self.asked.include_usage:
             doc.setdefault("usage", None)
@@ -351,9 +414,16 @@ class Answer:
             return [b"data: " + json.dumps(error.body()).encode() + b"\n\n"]
         out = [self._chunk({}, finish, cached=bool(end.get("cached")))]
         if self.asked.include_usage:
-            usage = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                     "model": self.asked.model, "system_fingerprint": None, "choices": [],
-                     "usage": self._usage(end), "cached": bool(end.get("cached"))}
+            usage = {
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.asked.model,
+                "system_fingerprint": None,
+                "choices": [],
+                "usage": self._usage(end),
+                "cached": bool(end.get("cached")),
+            }
             out.append(b"data: " + json.dumps(usage, separators=(",", ":")).encode() + b"\n\n")
         return out
 
@@ -371,7 +441,9 @@ class Answer:
         prompt = (outcome.input_tokens if outcome else given.get("input_tokens")) or 0
         completion = (outcome.output_tokens if outcome else given.get("output_tokens")) or 0
         usage: dict[str, Any] = {
-            "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": prompt if end.get("cached") else 0},
         }
         if outcome is not None and outcome.reasoning_tokens is not None:
@@ -382,6 +454,9 @@ class Answer:
 
 
 def _cut_short(end: dict[str, Any]) -> str:
-    reasons = {"stopped": "it was stopped", "server_restart": "Parley restarted",
-               "time_limit": "it ran past the server's time limit"}
+    reasons = {
+        "stopped": "it was stopped",
+        "server_restart": "Parley restarted",
+        "time_limit": "it ran past the server's time limit",
+    }
     return f"The answer was cut short: {reasons.get(end.get('reason', ''), 'the provider failed')}."

@@ -34,7 +34,7 @@ class ApiToken(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-created"]
+        ordering = ("-created",)
         verbose_name = "API token"
 
     def __str__(self) -> str:

@@ -15,5 +15,6 @@ register = template.Library()
 def api_tokens(context: template.Context) -> dict[str, Any]:
     return {
         **tokens_context(context["user"], context.get("token_form")),
-        "request": context["request"], "csrf_token": context.get("csrf_token"),
+        "request": context["request"],
+        "csrf_token": context.get("csrf_token"),
     }

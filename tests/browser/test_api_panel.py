@@ -18,8 +18,10 @@ def test_use_from_code_shows_ready_snippets_for_the_picked_model(page: Any, live
     panel = page.locator("#code-panel")
     panel.locator(".code-snippet").nth(4).wait_for()
     assert panel.locator("#code-panel-model").inner_text() == "Fake Model"
-    shown = {s.get_attribute("data-snippet"): s.locator("pre").inner_text()
-             for s in panel.locator(".code-snippet").all()}
+    shown = {
+        s.get_attribute("data-snippet"): s.locator("pre").inner_text()
+        for s in panel.locator(".code-snippet").all()
+    }
     assert set(shown) == {"curl", "python", "js-fetch", "js-openai", "go"}
     for code in shown.values():
         assert '"fake-model"' in code and live.url + "/v1" in code and "PARLEY_API_TOKEN" in code
@@ -28,9 +30,14 @@ def test_use_from_code_shows_ready_snippets_for_the_picked_model(page: Any, live
     assert not page.console_errors, page.console_errors
 
 
-def test_an_answer_from_the_cache_is_marked_so(page: Any, live: LiveServer, fake_server: FakeProvider) -> None:
-    live.manage("shell", "-c", "from chat.models import ChatModel; "
-                "ChatModel.objects.update(cache_ttl=60, cache_max_temperature=2)")
+def test_an_answer_from_the_cache_is_marked_so(
+    page: Any, live: LiveServer, fake_server: FakeProvider
+) -> None:
+    live.manage(
+        "shell",
+        "-c",
+        "from chat.models import ChatModel; ChatModel.objects.update(cache_ttl=60, cache_max_temperature=2)",
+    )
     try:
         fake_server.set_default(Script(tokens=["Cached ", "words"]))
         log_in(page, live)
@@ -44,16 +51,24 @@ def test_an_answer_from_the_cache_is_marked_so(page: Any, live: LiveServer, fake
         page.fill("#prompt", "Say something cacheable")
         page.keyboard.press("Enter")
         page.locator('.message[data-role="assistant"][data-status="complete"]').wait_for()
-        assert "From the cache" in page.locator('.message[data-role="assistant"] .message-meta').last.inner_text()
+        assert (
+            "From the cache"
+            in page.locator('.message[data-role="assistant"] .message-meta').last.inner_text()
+        )
         assert len(fake_server.requests) == 1
         page.reload()
         page.locator('.message[data-role="assistant"]').last.wait_for()
-        assert "From the cache" in page.locator('.message[data-role="assistant"] .message-meta').last.inner_text()
+        assert (
+            "From the cache"
+            in page.locator('.message[data-role="assistant"] .message-meta').last.inner_text()
+        )
     finally:
         live.manage("shell", "-c", "from chat.models import ChatModel; ChatModel.objects.update(cache_ttl=0)")
 
 
-def test_a_token_made_on_the_settings_page_works_once_and_not_after_revoking(page: Any, live: LiveServer) -> None:
+def test_a_token_made_on_the_settings_page_works_once_and_not_after_revoking(
+    page: Any, live: LiveServer
+) -> None:
     log_in(page, live)
     page.goto(live.url + "/settings/")
     page.fill("#id_token-name", "my script")
