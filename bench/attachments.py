@@ -49,8 +49,18 @@ async def first_token(tab: Tab, model: str, attachments: list[str]) -> float:
     """Seconds from this send to its first delta."""
     client_id = str(uuid.uuid4())
     started = time.perf_counter()
-    await tab.ws.send(json.dumps({"type": "send", "client_id": client_id, "conversation": None, "model": model,
-                                  "content": "What is in this picture?", "attachments": attachments}))
+    await tab.ws.send(
+        json.dumps(
+            {
+                "type": "send",
+                "client_id": client_id,
+                "conversation": None,
+                "model": model,
+                "content": "What is in this picture?",
+                "attachments": attachments,
+            }
+        )
+    )
     conversation = None
     while True:
         frame = json.loads(await asyncio.wait_for(tab.ws.recv(), 60))
@@ -78,8 +88,7 @@ async def run_async() -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         live.create_user("bench", "bench-password-1")
-        live.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake.url + "/v1",
-                    "--model", "fake-model=Fake", "--default", "fake-model")
+        live.add_fake_provider(fake.url, model="fake-model=Fake", default="fake-model")
         live.manage("provider", "model", "fake", "fake-model", "--vision", "yes")
         model = model_id(live)
         cookie = await sign_in(live, "bench", "bench-password-1")
@@ -95,8 +104,10 @@ async def run_async() -> dict[str, Any]:
                 await fake.enqueue(tokens=["a "] * 3)
                 text.append(await first_token(tab, model, []))
             results["text only: send → first token, ms (median)"] = statistics.median(text) * 1000
-            for label, data in (("5 MB PNG, 1,290 px", five_megabyte_png()),
-                                ("5 MB JPEG, 4,000 × 3,000 px", five_megabyte_photo())):
+            for label, data in (
+                ("5 MB PNG, 1,290 px", five_megabyte_png()),
+                ("5 MB JPEG, 4,000 × 3,000 px", five_megabyte_photo()),
+            ):
                 uploads, totals, sends = [], [], []
                 kept = 0
                 for _ in range(ROUNDS):
@@ -108,7 +119,8 @@ async def run_async() -> dict[str, Any]:
                     sends.append(ttft)
                     totals.append(time.perf_counter() - started)
                 results[f"{label} ({len(data) / 1e6:.1f} MB, kept {kept / 1e6:.1f} MB): upload, ms"] = (
-                    statistics.median(uploads) * 1000)
+                    statistics.median(uploads) * 1000
+                )
                 results[f"{label}: send → first token, ms"] = statistics.median(sends) * 1000
                 results[f"{label}: upload → first token, ms (median)"] = statistics.median(totals) * 1000
             results["machine at the end"] = machine.brief()

@@ -15,9 +15,9 @@ import re
 import time
 from typing import Any
 
+from bench.relay import BENCH_ENV
 from tests.chromium import launch, log_in
 from tests.fakeprovider import FakeProvider, Script
-from bench.relay import BENCH_ENV
 from tests.live import LiveServer
 
 ANSWER_TOKENS = 4_000
@@ -47,38 +47,38 @@ def handler_{n}(request):
 
 """
 
-INSTRUMENT = """
-(() => {
-  const b = window.__bench = { longest: 0, longtasks: 0, frames: 0, firstDeltaAt: 0, lastDeltaAt: 0,
-    markReceivedAt: 0, markShownAt: 0, counting: false };
-  new PerformanceObserver((list) => {
+INSTRUMENT = f"""
+(() => {{
+  const b = window.__bench = {{ longest: 0, longtasks: 0, frames: 0, firstDeltaAt: 0, lastDeltaAt: 0,
+    markReceivedAt: 0, markShownAt: 0, counting: false }};
+  new PerformanceObserver((list) => {{
     if (!b.counting) return;
-    for (const e of list.getEntries()) { b.longtasks++; b.longest = Math.max(b.longest, e.duration); }
-  }).observe({ type: "longtask" });
-  const tick = () => { if (b.counting) b.frames++; requestAnimationFrame(tick); };
+    for (const e of list.getEntries()) {{ b.longtasks++; b.longest = Math.max(b.longest, e.duration); }}
+  }}).observe({{ type: "longtask" }});
+  const tick = () => {{ if (b.counting) b.frames++; requestAnimationFrame(tick); }};
   requestAnimationFrame(tick);
   const Native = window.WebSocket;
-  window.WebSocket = class extends Native {
-    constructor(...args) {
+  window.WebSocket = class extends Native {{
+    constructor(...args) {{
       super(...args);
       // Registered before the page's own listener, so this is when the frame arrived.
-      this.addEventListener("message", (e) => {
+      this.addEventListener("message", (e) => {{
         if (typeof e.data !== "string" || !e.data.includes('"type":"delta"')) return;
         const now = performance.now();
         b.firstDeltaAt ||= now;
         b.lastDeltaAt = now;
-        if (e.data.includes("%(mark)s")) b.markReceivedAt = now;
-      });
-    }
-  };
-  new MutationObserver(() => {
+        if (e.data.includes("{END_MARK}")) b.markReceivedAt = now;
+      }});
+    }}
+  }};
+  new MutationObserver(() => {{
     if (!b.markReceivedAt || b.markShownAt) return;
     const bodies = document.querySelectorAll('.message[data-role="assistant"] .message-body');
     const last = bodies[bodies.length - 1];
-    if (last && last.textContent.includes("%(mark)s")) b.markShownAt = performance.now();
-  }).observe(document, { childList: true, subtree: true, characterData: true });
-})();
-""" % {"mark": END_MARK}
+    if (last && last.textContent.includes("{END_MARK}")) b.markShownAt = performance.now();
+  }}).observe(document, {{ childList: true, subtree: true, characterData: true }});
+}})();
+"""
 
 
 def answer_tokens(count: int) -> list[str]:
@@ -86,7 +86,7 @@ def answer_tokens(count: int) -> list[str]:
     text = "".join(_SECTION.format(n=n) for n in range(1, count // 60 + 2))
     tokens = re.findall(r"\s*\S+", text)
     assert len(tokens) >= count - 1
-    return tokens[: count - 1] + [f" {END_MARK}"]
+    return [*tokens[:count - 1], f" {END_MARK}"]
 
 
 def metrics(cdp: Any) -> dict[str, float]:
@@ -112,8 +112,9 @@ print(c.id)
 
 
 def stream(page: Any, cdp: Any, fake: FakeProvider) -> dict[str, float]:
-    fake.enqueue(Script(tokens=answer_tokens(ANSWER_TOKENS), tokens_per_second=TOKENS_PER_SECOND,
-                        usage=(40, ANSWER_TOKENS)))
+    fake.enqueue(
+        Script(tokens=answer_tokens(ANSWER_TOKENS), tokens_per_second=TOKENS_PER_SECOND, usage=(40, ANSWER_TOKENS))
+    )
     before = metrics(cdp)
     page.evaluate("window.__bench.counting = true")
     page.fill("#prompt", "Write the whole deployment guide.")
@@ -166,8 +167,19 @@ def run() -> dict[str, Any]:
     try:
         server.create_user("alice", "alice-password-1")
         server.manage(
-            "provider", "add", "fake", "--kind", "openai", "--base-url", fake.url + "/v1",
-            "--label", "Fake Lab", "--model", "fake-model=Fake Model", "--default", "fake-model",
+            "provider",
+            "add",
+            "fake",
+            "--kind",
+            "openai",
+            "--base-url",
+            fake.url + "/v1",
+            "--label",
+            "Fake Lab",
+            "--model",
+            "fake-model=Fake Model",
+            "--default",
+            "fake-model",
         )
         conversation = long_chat(server, LONG_CHAT_MESSAGES)
         with launch() as browser:

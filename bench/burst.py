@@ -81,8 +81,12 @@ async def _run() -> dict[str, Any]:
         floor_tabs = await open_tabs(floor, ["floor=1"] * SENDS)  # type: ignore[arg-type]
         tabs = parley_tabs + floor_tabs
         await enqueue(fake, 10, 5)  # warm: connections, imports, first queries
-        await asyncio.gather(*(stream_one(t, m) for t, m in [(t, model) for t in parley_tabs[:5]]
-                               + [(t, "fake-model") for t in floor_tabs[:5]]))
+        await asyncio.gather(
+            *(
+                stream_one(t, m)
+                for t, m in [(t, model) for t in parley_tabs[:5]] + [(t, "fake-model") for t in floor_tabs[:5]]
+            )
+        )
         parley_all: list[tuple[float, str]] = []
         floor_all: list[tuple[float, str]] = []
         for n in range(BURSTS):

@@ -21,8 +21,10 @@ from typing import Any
 
 from bench import machine
 from bench.load import TOKENS, enqueue, pct, stream_one
-from bench.relay import Fake, Tab, cpu_seconds
+from bench.relay import FAIR_USE_OFF, Fake, Tab, cpu_seconds
 from tests.cluster.conftest import Deployment, Socket, spread, start_deployment
+
+SERVER_ENV = {"PARLEY_MAX_ACTIVE_GENERATIONS": "1000", "PARLEY_AUTO_TITLES": "0", **FAIR_USE_OFF}
 
 PROCESSES = [int(n) for n in os.environ.get("BENCH_CLUSTER_PROCESSES", "1,2,3").split(",")]
 STREAMS = [int(n) for n in os.environ.get("BENCH_CLUSTER_STREAMS", "100,200").split(",")]
@@ -47,9 +49,11 @@ async def one_round(d: Deployment, fake: Fake, tabs: list[Tab], stop: bool) -> d
     cpu = server_cpu(d) - before
     ok = [a for a in answers if isinstance(a, dict)]
     tokens = sum(len(a["stamps"]) for a in ok)
-    lost = len(answers) - len(ok) + (0 if stop else sum(
-        1 for a in ok if a["end"].get("status") != "complete" or len(a["stamps"]) != TOKENS
-    ))
+    lost = (
+        len(answers)
+        - len(ok)
+        + (0 if stop else sum(1 for a in ok if a["end"].get("status") != "complete" or len(a["stamps"]) != TOKENS))
+    )
     return {
         "cpu_us_per_token": cpu / max(tokens, 1) * 1e6,
         "added_p95_ms": pct([ms for a in ok for ms in a["token_ms"]], 95),
@@ -59,7 +63,7 @@ async def one_round(d: Deployment, fake: Fake, tabs: list[Tab], stop: bool) -> d
 
 
 async def deployment_figures(processes: int, streams: int, fake: Fake) -> dict[str, Any]:
-    d = start_deployment(fake, processes=processes, PARLEY_MAX_ACTIVE_GENERATIONS="1000", PARLEY_AUTO_TITLES="0")  # type: ignore[arg-type]
+    d = start_deployment(fake, processes=processes, **SERVER_ENV)
     try:
         tabs = await open_tabs(d, streams)
         await one_round(d, fake, tabs[:10], stop=False)  # warm connections and caches
@@ -74,7 +78,7 @@ async def deployment_figures(processes: int, streams: int, fake: Fake) -> dict[s
 
 async def crossing_frame_cost(fake: Fake, watchers: int = 50) -> dict[str, Any]:
     """µs of CPU per frame forwarded to another process, owner's and watcher's together."""
-    d = start_deployment(fake, processes=2, PARLEY_MAX_ACTIVE_GENERATIONS="1000", PARLEY_AUTO_TITLES="0")  # type: ignore[arg-type]
+    d = start_deployment(fake, processes=2, **SERVER_ENV)
     try:
         pairs: dict[bool, list[tuple[Socket, Socket]]] = {True: [], False: []}
         while min(len(v) for v in pairs.values()) < watchers:

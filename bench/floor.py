@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import uuid
@@ -193,7 +194,13 @@ class Answer:
         Stats.answers += 1
         self.client.answers.pop(self.conversation, None)
         self.client.send(
-            {"type": "end", "conversation": self.conversation, "message": self.message, "status": status, "reason": reason}
+            {
+                "type": "end",
+                "conversation": self.conversation,
+                "message": self.message,
+                "status": status,
+                "reason": reason,
+            }
         )
 
     def stop(self) -> None:
@@ -334,10 +341,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", required=True, help="the fake provider's origin, e.g. http://127.0.0.1:8001")
     args = parser.parse_args()
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(args.port, args.upstream))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -59,8 +59,9 @@ async def stream_one(tab: Tab, model: str, stop_after: float | None = None) -> d
     """
     client_id = str(uuid.uuid4())
     sent = time.monotonic()
-    await tab.ws.send(json.dumps({"type": "send", "client_id": client_id, "conversation": None,
-                                  "model": model, "content": "load"}))
+    await tab.ws.send(
+        json.dumps({"type": "send", "client_id": client_id, "conversation": None, "model": model, "content": "load"})
+    )
     out: dict[str, Any] = {"stamps": [], "token_ms": [], "first_frame_ms": [], "frame_ms": [], "frames": 0}
     conversation = None
     first_delta = stop_sent = 0.0
@@ -135,9 +136,7 @@ async def enqueue(fake: Fake, count: int, tokens: int) -> None:
         await fake.enqueue(tokens=["x"] * tokens, tokens_per_second=TPS, stamp=True, usage=[10, tokens])
 
 
-async def streaming_round(
-    live: ParleyServer, fake: Fake, tabs: list[Tab], model: str, prober: Tab
-) -> dict[str, Any]:
+async def streaming_round(live: ParleyServer, fake: Fake, tabs: list[Tab], model: str, prober: Tab) -> dict[str, Any]:
     """Every tab streams one full answer at once; latency, loop lag, CPU, RSS, frames, writes."""
     assert live.process is not None
     pid = live.process.pid
@@ -158,8 +157,10 @@ async def streaming_round(
     client_cpu = time.process_time() - client_cpu_before
     counts = {k: v - counts_before[k] for k, v in live.counts().items()}
     ok = [a for a in answers if isinstance(a, dict)]
-    lost = len(answers) - len(ok) + sum(
-        1 for a in ok if a["end"].get("status") != "complete" or len(a["stamps"]) != TOKENS
+    lost = (
+        len(answers)
+        - len(ok)
+        + sum(1 for a in ok if a["end"].get("status") != "complete" or len(a["stamps"]) != TOKENS)
     )
     db = sqlite3.connect(live.env["SQLITE_PATH"])
     # A stamp is 19 digits and a space; warm-up answers are shorter, so only these match.
@@ -224,6 +225,7 @@ async def idle_sockets(live: LiveServer, cookies: list[str]) -> tuple[list[Tab],
     tabs = await open_tabs(live, cookies)
     await asyncio.sleep(2)
     after = rss_mb(pid)
+
     # Every idle socket still answers: each is a live, authenticated session.
     async def ping(tab: Tab) -> bool:
         await tab.ws.send('{"type":"ping"}')
@@ -250,8 +252,7 @@ async def one_server(coalesce_ms: int | None, idle: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     tabs: list[Tab] = []
     try:
-        live.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake.url + "/v1",
-                    "--model", "fake-model=Fake", "--default", "fake-model")
+        live.add_fake_provider(fake.url, model="fake-model=Fake", default="fake-model")
         model = model_id(live)
         cookies = make_sessions(live, idle + STREAMS + 1)
         prober = await Tab.open(live, cookies.pop())
@@ -266,7 +267,9 @@ async def one_server(coalesce_ms: int | None, idle: int) -> dict[str, Any]:
         results.update(await streaming_round(live, fake, stream_tabs, model, prober))
         results.update(await stop_round(fake, stream_tabs, model))
         db = sqlite3.connect(live.env["SQLITE_PATH"])
-        results["streaming_left"] = db.execute("select count(*) from chat_message where status='streaming'").fetchone()[0]
+        results["streaming_left"] = db.execute("select count(*) from chat_message where status='streaming'").fetchone()[
+            0
+        ]
         db.close()
     finally:
         await asyncio.gather(*(t.ws.close() for t in tabs), return_exceptions=True)
@@ -281,9 +284,15 @@ async def _run() -> dict[str, Any]:
     off = await one_server(0, 0)
     results = dict(on)
     results["coalescing_off_run_machine"] = off_machine
-    for key in ("frames_per_answer", "cpu_s", "cpu_percent_of_one_core", "added_latency_p95_ms",
-                "ping_rtt_under_load_p95_ms",
-                "lost_or_truncated", "db_writes_per_s"):
+    for key in (
+        "frames_per_answer",
+        "cpu_s",
+        "cpu_percent_of_one_core",
+        "added_latency_p95_ms",
+        "ping_rtt_under_load_p95_ms",
+        "lost_or_truncated",
+        "db_writes_per_s",
+    ):
         results[f"coalescing_off_{key}"] = off[key]
     results["coalescing_frames_saved_percent"] = 100 * (1 - on["frames_per_answer"] / off["frames_per_answer"])
     results["coalescing_cpu_saved_percent"] = 100 * (1 - on["cpu_s"] / off["cpu_s"])

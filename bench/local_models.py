@@ -57,7 +57,7 @@ def load_average() -> str:
 def repeated_share(text: str, n: int = 4) -> float:
     """Share of word n-grams that already appeared earlier: 0 for fresh text, near 1 for a loop."""
     words = re.findall(r"\w+", text.lower())
-    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
     return 1 - len(set(grams)) / len(grams) if grams else 0.0
 
 
@@ -93,8 +93,9 @@ def run() -> dict[str, Any]:
             # What a user waits for once the weights are cached: load + first token, page defaults.
             avg = load_average()
             default = page.evaluate(MEASURE, [0, "What is the capital of France?", 16, True, False])
-            results[f"cached load + first token, probe's {default['threads']} thread(s) (load avg {avg})"] = (
-                default["load_and_first_token_s"])
+            results[f"cached load + first token, probe's {default['threads']} thread(s) (load avg {avg})"] = default[
+                "load_and_first_token_s"
+            ]
             results[f"first token right after the load (load avg {avg})"] = default["first_token_s"]
             # The page loads and warms a model the user already agreed to while they type
             # (local.js), so after Send they wait only for this:

@@ -45,8 +45,9 @@ def probe() -> dict[str, object]:
     one, five, _ = os.getloadavg()
     return {
         "machine: load average 1 / 5 min": f"{one:.2f} / {five:.2f} ({os.cpu_count()} cores)",
-        "machine: CPU probe, ns per loop iteration (wall / on-CPU)":
-            f"{cpu_probe_ns():.0f} / {cpu_probe_ns(clock=time.thread_time_ns):.0f}",
+        "machine: CPU probe, ns per loop iteration (wall / on-CPU)": (
+            f"{cpu_probe_ns():.0f} / {cpu_probe_ns(clock=time.thread_time_ns):.0f}"
+        ),
     }
 
 

@@ -67,7 +67,9 @@ async def _end_to_end() -> dict[str, Any]:
         on, off = contenders
         pairs = [a["us_per_token"] - b["us_per_token"] for a, b in zip(on.rounds, off.rounds, strict=True)]
         for who in contenders:
-            results[f"{who.name}: µs per token, median of rounds"] = statistics.median(r["us_per_token"] for r in who.rounds)
+            results[f"{who.name}: µs per token, median of rounds"] = statistics.median(
+                r["us_per_token"] for r in who.rounds
+            )
             results[f"{who.name}: probe iterations per token, median"] = statistics.median(
                 r["probe_iterations_per_token"] for r in who.rounds
             )
@@ -93,8 +95,12 @@ def _django() -> None:
         from tests.live import TEST_KEY
 
         directory = tempfile.mkdtemp(prefix="parley-metering-")
-        os.environ.update(SECRET_KEY="bench", PARLEY_ENCRYPTION_KEYS=TEST_KEY,
-                          SQLITE_PATH=os.path.join(directory, "db.sqlite3"), PARLEY_AUTO_TITLES="0")
+        os.environ.update(
+            SECRET_KEY="bench",
+            PARLEY_ENCRYPTION_KEYS=TEST_KEY,
+            SQLITE_PATH=os.path.join(directory, "db.sqlite3"),
+            PARLEY_AUTO_TITLES="0",
+        )
         import django
 
         django.setup()
@@ -112,12 +118,25 @@ def _final_saves() -> dict[str, Any]:
     from chat.models import ChatModel, Conversation, Message, Provider, Source
 
     user = User.objects.create_user(f"meter-{uuid.uuid4().hex[:8]}")
-    provider = Provider.objects.create(name=f"m{uuid.uuid4().hex[:8]}", family="openai", base_url="http://127.0.0.1:9/v1")
-    model = ChatModel.objects.create(provider=provider, model_id="priced", price_input_per_mtok=3, price_output_per_mtok=15)
+    provider = Provider.objects.create(
+        name=f"m{uuid.uuid4().hex[:8]}", family="openai", base_url="http://127.0.0.1:9/v1"
+    )
+    model = ChatModel.objects.create(
+        provider=provider, model_id="priced", price_input_per_mtok=3, price_output_per_mtok=15
+    )
     conversation = Conversation.objects.create(owner=user)
     answer = Message.objects.create(conversation=conversation, role="assistant", content="", status="streaming")
-    outcome = Outcome(status="complete", reason="", content="x" * 600, reasoning="", seq=TOKENS,
-                      input_tokens=10, output_tokens=TOKENS, ttft_ms=40, duration_ms=3000)
+    outcome = Outcome(
+        status="complete",
+        reason="",
+        content="x" * 600,
+        reasoning="",
+        seq=TOKENS,
+        input_tokens=10,
+        output_tokens=TOKENS,
+        ttft_ms=40,
+        duration_ms=3000,
+    )
     timings: dict[bool, list[int]] = {True: [], False: []}
     building: list[int] = []
     seen = machine.brief()

@@ -46,6 +46,8 @@ def variant(name: str) -> ParleyServer:
     """A Parley server with the named change undone ("" for none)."""
     httpx_body, queued_writes = VARIANTS[name] if name else (False, False)
     return ParleyServer(httpx_body=httpx_body, queued_writes=queued_writes)
+
+
 TARGET_US = 60.0
 TARGET_RATIO = 2.5
 
@@ -82,8 +84,10 @@ async def one_round(who: Contender, fake: Fake) -> dict[str, Any]:
     probe = (probe_before + on_cpu_probe()) / 2
     ok = [a for a in answers if isinstance(a, dict)]
     tokens = sum(len(a["stamps"]) for a in ok)
-    lost = len(answers) - len(ok) + sum(
-        1 for a in ok if a["end"].get("status") != "complete" or len(a["stamps"]) != TOKENS
+    lost = (
+        len(answers)
+        - len(ok)
+        + sum(1 for a in ok if a["end"].get("status") != "complete" or len(a["stamps"]) != TOKENS)
     )
     latency = [ms for a in ok for ms in a["token_ms"]]
     return {

@@ -43,17 +43,32 @@ from tests.live import ROOT
 
 # (layer, path fragments), tried in this order on each frame; a frame's file decides.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("HTTP client: httpx, httpcore, h11, providers/transport.py + chunked.py",
-     ("/httpx/", "/httpcore/", "/h11/", "/anyio/", "/sniffio/", "/providers/transport.py", "/providers/chunked.py")),
+    (
+        "HTTP client: httpx, httpcore, h11, providers/transport.py + chunked.py",
+        ("/httpx/", "/httpcore/", "/h11/", "/anyio/", "/sniffio/", "/providers/transport.py", "/providers/chunked.py"),
+    ),
     ("SSE decoder: providers/sse.py", ("/providers/sse.py",)),
     ("adapter chain: providers/ (family, http.py, registry)", ("/providers/",)),
-    ("database: ORM, sqlite3, services, sync_to_async hops",
-     ("/django/db/", "/sqlite3/", "/asgiref/", "/channels/db.py", "/chat/services.py", "/chat/conversation",
-      "/chat/access.py", "/chat/models.py", "/concurrent/futures/")),
+    (
+        "database: ORM, sqlite3, services, sync_to_async hops",
+        (
+            "/django/db/",
+            "/sqlite3/",
+            "/asgiref/",
+            "/channels/db.py",
+            "/chat/services.py",
+            "/chat/conversation",
+            "/chat/access.py",
+            "/chat/models.py",
+            "/concurrent/futures/",
+        ),
+    ),
     ("frames on the wire: Twisted, Daphne, autobahn, txaio", ("/twisted/", "/daphne/", "/autobahn/", "/txaio/")),
     ("consumer: chat/consumers.py, Channels", ("/channels/", "/chat/consumers.py")),
-    ("generation + hub: chat/generation.py, frames, serializers",
-     ("/chat/generation.py", "/chat/frames.py", "/chat/serializers.py")),
+    (
+        "generation + hub: chat/generation.py, frames, serializers",
+        ("/chat/generation.py", "/chat/frames.py", "/chat/serializers.py"),
+    ),
     ("other Parley and Django", ("/chat/", "/chatsite/", "/django/")),
 ]
 LOOP = "event loop: epoll, asyncio's socket reads (the provider sockets), loop glue"
@@ -113,9 +128,23 @@ def parse(raw: str) -> tuple[collections.Counter[str], collections.Counter[str],
 
 def start_spy(pid: int, rate: int, out: str) -> subprocess.Popen[bytes]:
     spy = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "py-spy"), "record", "--pid", str(pid), "--rate", str(rate),
-         "--nonblocking", "--threads", "--full-filenames", "--format", "raw", "-o", out],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            os.path.join(os.path.dirname(sys.executable), "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            str(rate),
+            "--nonblocking",
+            "--threads",
+            "--full-filenames",
+            "--format",
+            "raw",
+            "-o",
+            out,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     time.sleep(1.0)  # attached before the round starts
     return spy
@@ -135,9 +164,13 @@ async def _rounds(who: Contender, fake: Fake, rounds: int) -> tuple[str, float, 
     measured = [await one_round(who, fake) for _ in range(rounds)]
     us = statistics.median(r["us_per_token"] for r in measured)
     lost = sum(r["lost"] for r in measured)
-    return "token", us, (
-        f"{us:.1f} µs/token (median), {sum(r['tokens'] for r in measured):,} tokens, {lost} lost; "
-        + "; ".join(r["machine"] for r in measured)
+    return (
+        "token",
+        us,
+        (
+            f"{us:.1f} µs/token (median), {sum(r['tokens'] for r in measured):,} tokens, {lost} lost; "
+            + "; ".join(r["machine"] for r in measured)
+        ),
     )
 
 
@@ -148,8 +181,10 @@ async def _bursts(live: ParleyServer, tabs: list[Tab], model: str, fake: Fake, r
         seen.append(machine.brief())
         acks += [ms for ms, _ in await burst(tabs, model, fake)]
     us = (cpu_seconds(live.pid) - cpu) / len(acks) * 1e6
-    return "send", us, (
-        f"{us:.0f} µs/send, ack p50 {pct(acks, 50):.0f} / p95 {pct(acks, 95):.0f} ms; " + "; ".join(seen)
+    return (
+        "send",
+        us,
+        (f"{us:.0f} µs/send, ack p50 {pct(acks, 50):.0f} / p95 {pct(acks, 95):.0f} ms; " + "; ".join(seen)),
     )
 
 

@@ -74,7 +74,8 @@ async def _run() -> dict[str, Any]:
         for label, per in (("all", rounds), ("user-mode", user_rounds)):
             direct_us, httpx_us = statistics.median(per[True]), statistics.median(per[False])
             results[f"{label} CPU: direct / httpx iterator, µs per token, medians"] = (
-                f"{direct_us:.1f} / {httpx_us:.1f} (saved {httpx_us - direct_us:.1f} µs, {1 - direct_us / httpx_us:.0%})"
+                f"{direct_us:.1f} / {httpx_us:.1f} "
+                f"(saved {httpx_us - direct_us:.1f} µs, {1 - direct_us / httpx_us:.0%})"
             )
     finally:
         http.DIRECT_BODY = True

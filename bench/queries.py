@@ -14,7 +14,9 @@ from tests.live import TEST_KEY
 def run(answer_tokens: int = 2000) -> dict[str, Any]:
     directory = tempfile.mkdtemp(prefix="parley-queries-")
     os.environ.update(
-        SECRET_KEY="bench", PARLEY_ENCRYPTION_KEYS=TEST_KEY, SQLITE_PATH=os.path.join(directory, "db.sqlite3"),
+        SECRET_KEY="bench",
+        PARLEY_ENCRYPTION_KEYS=TEST_KEY,
+        SQLITE_PATH=os.path.join(directory, "db.sqlite3"),
         PARLEY_AUTO_TITLES="0",  # count the answer's own queries, not a title request's
     )
     import django

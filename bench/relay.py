@@ -27,7 +27,15 @@ from tests.live import ROOT, LiveServer, free_port, wait_for_port
 TICKS = os.sysconf("SC_CLK_TCK")
 # Every bench answer starts a new conversation; generated titles (one extra request per
 # conversation in real use) would add a provider call to each and take the fake's scripts.
-BENCH_ENV = {"PARLEY_AUTO_TITLES": "0"}
+# One bench user asks for everything: the per-user fair-use limits (docs/usage.md, tested in
+# tests/test_fair_use.py) would refuse the 43 sends a minute and 150 answers at once measured
+# here, so they are off; the server-wide cap stays as deployed.
+FAIR_USE_OFF = {
+    "PARLEY_USER_MESSAGES_PER_MINUTE": "0",
+    "PARLEY_USER_MAX_ACTIVE_GENERATIONS": "0",
+    "PARLEY_USER_MAX_SOCKETS": "0",
+}
+BENCH_ENV = {"PARLEY_AUTO_TITLES": "0", **FAIR_USE_OFF}
 
 
 def cpu_split(pid: int) -> tuple[float, float]:
@@ -56,8 +64,10 @@ class Fake:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fakeprovider", "--port", str(self.port)], cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [sys.executable, "-m", "tests.fakeprovider", "--port", str(self.port)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
         self.client = httpx.AsyncClient(timeout=30)
@@ -133,9 +143,17 @@ class Tab:
         """
         client_id = str(uuid.uuid4())
         start = time.perf_counter()
-        await self.ws.send(json.dumps({
-            "type": "send", "client_id": client_id, "conversation": None, "model": model, "content": content,
-        }))
+        await self.ws.send(
+            json.dumps(
+                {
+                    "type": "send",
+                    "client_id": client_id,
+                    "conversation": None,
+                    "model": model,
+                    "content": content,
+                }
+            )
+        )
         conversation = None
         first = 0.0
         text: list[str] = []
@@ -155,8 +173,13 @@ class Tab:
                 if not first:
                     first = time.perf_counter() - start
             elif kind == "end":
-                return {"ttft": first, "total": time.perf_counter() - start, "frames": deltas,
-                        "text": "".join(text), "end": frame}
+                return {
+                    "ttft": first,
+                    "total": time.perf_counter() - start,
+                    "frames": deltas,
+                    "text": "".join(text),
+                    "end": frame,
+                }
 
 
 def make_sessions(live: LiveServer, count: int) -> list[str]:
@@ -180,14 +203,15 @@ def model_id(live: LiveServer) -> str:
     return out.strip().splitlines()[-1]
 
 
-async def run(ttft_rounds: int = 40, big: int = 20_000, concurrent: int = 150, tps: float = 50, per_answer: int = 100) -> dict[str, Any]:
+async def run(
+    ttft_rounds: int = 40, big: int = 20_000, concurrent: int = 150, tps: float = 50, per_answer: int = 100
+) -> dict[str, Any]:
     fake = Fake()
     live = LiveServer(BENCH_ENV).start()
     results: dict[str, Any] = {}
     try:
         live.create_user("bench", "bench-password-1")
-        live.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake.url + "/v1",
-                    "--model", "fake-model=Fake", "--default", "fake-model")
+        live.add_fake_provider(fake.url, model="fake-model=Fake", default="fake-model")
         model = model_id(live)
         assert live.process is not None
         pid = live.process.pid
@@ -239,8 +263,11 @@ async def run(ttft_rounds: int = 40, big: int = 20_000, concurrent: int = 150, t
         started = time.perf_counter()
         answers = await asyncio.gather(*(t.ask(model) for t in tabs), return_exceptions=True)
         wall = time.perf_counter() - started
-        failures = [a for a in answers if isinstance(a, BaseException) or a["end"].get("status") != "complete"
-                    or a["text"] != expected]
+        failures = [
+            a
+            for a in answers
+            if isinstance(a, BaseException) or a["end"].get("status") != "complete" or a["text"] != expected
+        ]
         if failures:
             print("first failure:", repr(failures[0])[:500], file=sys.stderr)
         results["concurrent_streams"] = concurrent
@@ -253,9 +280,11 @@ async def run(ttft_rounds: int = 40, big: int = 20_000, concurrent: int = 150, t
             "select count(*) from chat_message where role='assistant' and status='complete' and content=?", (expected,)
         ).fetchone()[0]
         results["concurrent_saved"] = saved
-        results["streaming_left"] = db.execute("select count(*) from chat_message where status='streaming'").fetchone()[0]
+        results["streaming_left"] = db.execute("select count(*) from chat_message where status='streaming'").fetchone()[
+            0
+        ]
         db.close()
-        for t in tabs + [tab]:
+        for t in [*tabs, tab]:
             await t.ws.close()
         results["server_rss_mb"] = rss_mb(pid)
     finally:

@@ -25,8 +25,12 @@ class ParleyServer(LiveServer):
     """
 
     def __init__(
-        self, extra_env: dict[str, str] | None = None, *,
-        counts: bool = False, httpx_body: bool = False, queued_writes: bool = False,
+        self,
+        extra_env: dict[str, str] | None = None,
+        *,
+        counts: bool = False,
+        httpx_body: bool = False,
+        queued_writes: bool = False,
     ) -> None:
         super().__init__({**BENCH_ENV, **(extra_env or {})})
         self.counts_path = os.path.join(self.dir, "counts.json") if counts else ""
@@ -39,10 +43,13 @@ class ParleyServer(LiveServer):
 
     def start(self) -> ParleyServer:
         self.manage("migrate", "--noinput")
-        log = open(self.log_path, "wb")  # noqa: SIM115 - the server process owns it until it exits
+        log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.traced_serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         wait_for_port(self.port)
         return self
@@ -59,8 +66,7 @@ class ParleyServer(LiveServer):
 
     def add_fake(self, fake: Fake) -> str:
         """Register the fake provider; returns the model id a `send` names."""
-        self.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake.url + "/v1",
-                    "--model", "fake-model=Fake", "--default", "fake-model")
+        self.add_fake_provider(fake.url, model="fake-model=Fake", default="fake-model")
         return model_id(self)
 
     def sessions(self, count: int) -> list[str]:
@@ -75,7 +81,9 @@ class FloorServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bench.floor", "--port", str(self.port), "--upstream", fake.url],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
 

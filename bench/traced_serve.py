@@ -33,9 +33,12 @@ def count_statements(path: str) -> None:
     def trace(sql: str) -> None:
         head = sql.lstrip()[:6].upper()
         key = (
-            "writes" if head in ("INSERT", "UPDATE", "DELETE")
-            else "transactions" if head.startswith("BEGIN")
-            else "reads" if head == "SELECT"
+            "writes"
+            if head in ("INSERT", "UPDATE", "DELETE")
+            else "transactions"
+            if head.startswith("BEGIN")
+            else "reads"
+            if head == "SELECT"
             else None
         )
         if key is not None:

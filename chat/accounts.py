@@ -3,6 +3,8 @@ about accounts is django.contrib.auth's own views."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.forms import UserCreationForm
@@ -34,7 +36,7 @@ def signup_with_invite(request: HttpRequest, token: str) -> HttpResponse:
 def _signup(request: HttpRequest, invite: Invite | None) -> HttpResponse:
     if request.user.is_authenticated:
         return redirect("chat")
-    form = UserCreationForm(request.POST or None)
+    form: UserCreationForm[Any] = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             user = invites.do_sign_up(form, invite)

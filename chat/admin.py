@@ -96,7 +96,7 @@ class ProviderForm(forms.ModelForm):
             self.fields["extra_headers"].help_text = f"Headers stored: {names}. Leave blank to keep them."
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         preset = PRESETS.get(data.get("preset") or "")
         if preset is not None:
             data["base_url"] = data.get("base_url") or preset.base_url
@@ -218,7 +218,8 @@ class ProviderAdmin(admin.ModelAdmin):
             self.message_user(
                 request,
                 format_html(
-                    '{}: {} model(s) listed, {} new imported as disabled. <a href="{}">Enable the ones users may pick</a>.',
+                    '{}: {} model(s) listed, {} new imported as disabled. '
+                    '<a href="{}">Enable the ones users may pick</a>.',
                     provider.name, len(status.models), len(added), link,
                 ),
                 messages.SUCCESS,
@@ -297,7 +298,10 @@ class ChatModelAdmin(admin.ModelAdmin):
     @admin.display(description="Images", boolean=True)
     def takes_images(self, obj: ChatModel) -> bool:
         return obj.takes_images()
-import chat.admin_browser  # noqa: F401  (registers the in-browser model catalogue)
-import chat.admin_invites  # noqa: F401  (registers invite links)
-import chat.admin_usage  # noqa: F401  (registers budgets and the audit log)
-import chat.admin_api  # noqa: F401  (registers API tokens)
+
+
+# The other admin pages import what is defined above, so they are registered last.
+import chat.admin_api  # noqa: E402  (registers API tokens)
+import chat.admin_browser  # noqa: E402
+import chat.admin_invites  # noqa: E402
+import chat.admin_usage  # noqa: E402, F401  (registers budgets and the audit log)

@@ -50,7 +50,9 @@ class BudgetForm(forms.ModelForm):  # type: ignore[type-arg]
         data = super().clean() or {}
         user, group, period = data.get("user"), data.get("group"), data.get("period")
         if user and group:
-            raise forms.ValidationError("A budget is for one user, one group or everyone: choose a user or a group, not both.")
+            raise forms.ValidationError(
+                "A budget is for one user, one group or everyone: choose a user or a group, not both."
+            )
         if not user and not group and period:
             # The database cannot say this one: NULLs never collide in a unique constraint.
             others = Budget.objects.filter(user=None, group=None, period=period).exclude(pk=self.instance.pk)
@@ -164,4 +166,5 @@ class AuditEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             for e in events.iterator(chunk_size=2000)
         )
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-        return csv_response(f"parley-audit-{stamp}.csv", ["When", "Actor", "Action", "Target", "Details", "Address"], rows)
+        head = ["When", "Actor", "Action", "Target", "Details", "Address"]
+        return csv_response(f"parley-audit-{stamp}.csv", head, rows)

@@ -90,7 +90,7 @@ def _rate(user: Any, registry: Registry) -> None:
 def _budget(user: Any, registry: Registry) -> None:
     for reached in budgets.standing(user):
         if reached.exceeded:
-            wait = max(1, int((reached.resets_at.timestamp() - time.time())))
+            wait = max(1, int(reached.resets_at.timestamp() - time.time()))
             raise Refused(Refusal("budget_exceeded", budgets.refusal_message(reached), wait))
 
 

@@ -99,8 +99,9 @@ def _provider_pre_save(sender: Any, instance: Provider, **_: Any) -> None:
 
 def _provider_saved(sender: Any, instance: Provider, created: bool, **_: Any) -> None:
     if created:
-        record("provider.created", f"provider {instance.name}", {"family": instance.family, "base_url": instance.base_url,
-                                                                 "key": "set" if instance.api_key_encrypted else "none"})
+        key = "set" if instance.api_key_encrypted else "none"
+        record("provider.created", f"provider {instance.name}",
+               {"family": instance.family, "base_url": instance.base_url, "key": key})
         return
     before = getattr(instance, "_audit_before", None) or {}
     detail: dict[str, Any] = _changes(instance, _PROVIDER_FIELDS)
@@ -204,14 +205,17 @@ def connect_signals() -> None:
     pairs: list[tuple[Any, Callable[..., None], Any, str]] = [
         (pre_save, _provider_pre_save, Provider, "provider-pre"),
         (post_save, _provider_saved, Provider, "provider-saved"),
-        (post_delete, lambda instance, **_: record("provider.deleted", f"provider {instance.name}"), Provider, "provider-deleted"),
+        (post_delete, lambda instance, **_: record("provider.deleted", f"provider {instance.name}"),
+         Provider, "provider-deleted"),
         (pre_save, _model_pre_save, ChatModel, "model-pre"),
         (post_save, _model_saved, ChatModel, "model-saved"),
-        (post_delete, lambda instance, **_: record("model.deleted", f"model {instance.name}"), ChatModel, "model-deleted"),
+        (post_delete, lambda instance, **_: record("model.deleted", f"model {instance.name}"),
+         ChatModel, "model-deleted"),
         (m2m_changed, _model_groups, ChatModel.groups.through, "model-groups"),
         (pre_save, _user_pre_save, user_model, "user-pre"),
         (post_save, _user_saved, user_model, "user-saved"),
-        (post_delete, lambda instance, **_: record("user.deleted", f"user {instance.get_username()}"), user_model, "user-deleted"),
+        (post_delete, lambda instance, **_: record("user.deleted", f"user {instance.get_username()}"),
+         user_model, "user-deleted"),
         (m2m_changed, _user_groups, user_model.groups.through, "user-groups"),
         (m2m_changed, _permissions, user_model.user_permissions.through, "user-permissions"),
         (m2m_changed, _permissions, Group.permissions.through, "group-permissions"),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Q
 from django.http import (
     HttpRequest,
@@ -94,7 +94,7 @@ def weights_url(model: BrowserModel) -> str:
     return f"/browser-models/weights/{version}/{name}"
 
 
-def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
+def parse_range(header: str, size: int) -> tuple[int, int] | bool | None:
     """(first, last) inclusive for one satisfiable range; None to send it all; False if unsatisfiable.
 
     Several ranges in one header are legal but no engine asks for them: we answer with the
@@ -196,7 +196,7 @@ def reachable(model: BrowserModel) -> bool:
     return model.origin is None or model.origin in allowed_origins()
 
 
-def usable_browser_models(user: AbstractBaseUser | AnonymousUser) -> list[BrowserModel]:
+def usable_browser_models(user: User | AnonymousUser) -> list[BrowserModel]:
     """Enabled, reachable models open to one of the user's groups (none listed means everyone)."""
     if not user.is_authenticated:
         return []
@@ -208,7 +208,7 @@ def usable_browser_models(user: AbstractBaseUser | AnonymousUser) -> list[Browse
     return [m for m in rows if reachable(m)]
 
 
-def access_browser_model(user: AbstractBaseUser | AnonymousUser, model_id: object) -> BrowserModel:
+def access_browser_model(user: User | AnonymousUser, model_id: object) -> BrowserModel:
     try:
         wanted = uuid.UUID(str(model_id).removeprefix("browser:"))
     except ValueError:
@@ -232,7 +232,7 @@ def browser_model_json(m: BrowserModel) -> dict[str, Any]:
     }
 
 
-def browser_models_for(user: AbstractBaseUser | AnonymousUser) -> list[dict[str, Any]]:
+def browser_models_for(user: User | AnonymousUser) -> list[dict[str, Any]]:
     """What page_data["browser_models"] holds."""
     return [browser_model_json(m) for m in usable_browser_models(user)]
 

@@ -18,7 +18,7 @@ import dataclasses
 import uuid
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_POST
@@ -107,7 +107,7 @@ def _id(data: dict[str, object], field: str) -> str | None:
     return value
 
 
-def parse_exchange(user: AbstractBaseUser, body: bytes) -> Exchange:
+def parse_exchange(user: User, body: bytes) -> Exchange:
     try:
         data = limits.loads(body)
     except limits.Invalid as exc:
@@ -155,7 +155,7 @@ def _in(conversation: Conversation, message_id: str | None, field: str) -> Messa
         raise BadInput(f"`{field}` is not a message of this conversation.") from None
 
 
-def _earlier(user: AbstractBaseUser, conversation: Conversation, client_id: uuid.UUID) -> list[Message] | None:
+def _earlier(user: User, conversation: Conversation, client_id: uuid.UUID) -> list[Message] | None:
     """What a save with this client_id wrote, if it already happened: [question, answer]."""
     earlier = find_resend(user, client_id, conversation.id)
     if earlier is None:
@@ -163,7 +163,7 @@ def _earlier(user: AbstractBaseUser, conversation: Conversation, client_id: uuid
     return [m for m in (earlier.user_message, earlier.assistant) if m is not None]
 
 
-def do_save_exchange(user: AbstractBaseUser, ex: Exchange) -> tuple[Conversation, list[Message], bool]:
+def do_save_exchange(user: User, ex: Exchange) -> tuple[Conversation, list[Message], bool]:
     """Write one exchange; returns the conversation, [question, answer] and whether it was a repeat."""
     conversation = (
         access_conversation(user, ex.conversation)
@@ -225,7 +225,7 @@ def _write(conversation: Conversation, ex: Exchange) -> list[Message]:
     return [asked, answer]
 
 
-def _meter(user: AbstractBaseUser, ex: Exchange, messages: list[Message], before: str) -> None:
+def _meter(user: User, ex: Exchange, messages: list[Message], before: str) -> None:
     asked, answer = messages[0], messages[-1]
     measured = ex.usage
     estimated = measured.get("input_tokens") is None or measured.get("output_tokens") is None

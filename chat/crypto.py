@@ -29,7 +29,7 @@ def check_keys(keys: list[str]) -> MultiFernet:
             fernets.append(Fernet(key.strip().encode()))
         except (ValueError, TypeError):
             # The key itself is never echoed: it is a secret even when malformed.
-            raise ImproperlyConfigured(f"Key {position} in PARLEY_ENCRYPTION_KEYS is malformed. " + KEY_HELP)
+            raise ImproperlyConfigured(f"Key {position} in PARLEY_ENCRYPTION_KEYS is malformed. " + KEY_HELP) from None
     return MultiFernet(fernets)
 
 

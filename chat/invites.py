@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Iterable
 
 from django.contrib.auth.forms import UserCreationForm
-from django.contrib.auth.models import AbstractBaseUser, Group, User
+from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.db.models import F
 from django.urls import reverse
@@ -30,7 +30,7 @@ def link_path(token: str) -> str:
 
 
 def do_create_invite(
-    *, created_by: AbstractBaseUser | None = None, max_uses: int = 1, days: float = 7, note: str = "",
+    *, created_by: User | None = None, max_uses: int = 1, days: float = 7, note: str = "",
     groups: Iterable[Group] = (), invite: Invite | None = None,
 ) -> tuple[Invite, str]:
     """Save a new invite (or ``invite``, filled in by a form); returns it and its link's secret.

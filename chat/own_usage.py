@@ -68,7 +68,8 @@ def _budget(s: budgets.Standing) -> dict[str, Any]:
     tokens = None if b.max_tokens is None else {
         "used": s.used_tokens, "max": b.max_tokens, "left": max(0, b.max_tokens - s.used_tokens)}
     cost = None if b.max_cost is None else {
-        "used": f"{s.used_cost:.4f}", "max": f"{b.max_cost:.4f}", "left": f"{max(Decimal(0), b.max_cost - s.used_cost):.4f}",
+        "used": f"{s.used_cost:.4f}", "max": f"{b.max_cost:.4f}",
+        "left": f"{max(Decimal(0), b.max_cost - s.used_cost):.4f}",
         "currency": b.currency}
     return {
         "period": "Daily" if b.period == Period.DAY else "Monthly", "scope": SCOPES[b.scope],

@@ -30,7 +30,7 @@ def _dumps(data: Any) -> str:
 class Frame:
     """One outgoing frame: `data` for callers that read it, `json()` for the wire."""
 
-    __slots__ = ("data", "_json")
+    __slots__ = ("_json", "data")
 
     def __init__(self, data: dict[str, Any], encoded: str | None = None) -> None:
         self.data = data
@@ -186,7 +186,9 @@ def _send(frame: dict[str, Any]) -> Send:
             raise FrameError(
                 "too_large", f"The message is longer than {limits.message_chars():,} characters.", client_id
             ) from None
-        raise FrameError("bad_frame", "The message contains characters that are not valid Unicode.", client_id) from None
+        raise FrameError(
+            "bad_frame", "The message contains characters that are not valid Unicode.", client_id
+        ) from None
     parent: str | None = AFTER_NEWEST
     if "parent" in frame:
         parent = None if frame["parent"] is None else _uuid_field(frame, "parent", client_id)
@@ -222,7 +224,8 @@ def _attachments(frame: dict[str, Any], client_id: str) -> tuple[str, ...]:
 def _regenerate(frame: dict[str, Any]) -> Regenerate:
     client_id = _uuid_field(frame, "client_id")
     message = _uuid_field(frame, "message", client_id)
-    return Regenerate(uuid.UUID(client_id), message, _model(frame, client_id, required=False), _options(frame, client_id))
+    model = _model(frame, client_id, required=False)
+    return Regenerate(uuid.UUID(client_id), message, model, _options(frame, client_id))
 
 
 def _continue(frame: dict[str, Any]) -> Continue:
@@ -269,7 +272,7 @@ def parse(text: str | None) -> Command:
     parser = _PARSERS.get(kind) if isinstance(kind, str) else None
     if parser is None:
         raise FrameError("unknown_type", f"Unknown frame type {str(kind)[:40]!r}.")
-    return parser(frame)  # type: ignore[no-any-return]
+    return parser(frame)  # type: ignore[no-any-return,return-value]
 
 
 # ---- frames the server sends ----------------------------------------------------------
@@ -315,7 +318,7 @@ def title(conversation: object, text: str) -> Frame:
 class AnswerFrames:
     """The frames of one answer: `start`, `delta` (hot, spliced) and `end`."""
 
-    __slots__ = ("conversation", "message", "_head")
+    __slots__ = ("_head", "conversation", "message")
 
     def __init__(self, conversation: object, message: object) -> None:
         self.conversation, self.message = str(conversation), str(message)

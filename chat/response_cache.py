@@ -16,6 +16,7 @@ thread that checks a send; writes go to a thread of their own after the answer i
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
@@ -25,7 +26,7 @@ from typing import Any
 from django.core.cache import cache
 
 from chat import catalog_cache
-from chat.generation.job import Cached
+from chat.generation.job import Cached, Outcome
 from chat.models import ChatModel
 from providers.base import ChatRequest, DocumentPart, ImagePart, Part, TextPart
 
@@ -112,6 +113,19 @@ def _cached(value: Any) -> Cached | None:
         return Cached(**value)
     except TypeError:
         return None  # written by another version of Parley: a miss
+
+
+def keep_answer(plan: Plan, outcome: Outcome) -> None:
+    """After an answer is saved: keep it if it is a complete fresh one (off the loop: Redis I/O).
+
+    Called by each caller's sink (`finished`), so the core needs no cache of its own.
+    """
+    if not plan.keys or outcome.cached or outcome.status != "complete" or not outcome.content:
+        return
+    if outcome.reason not in ("stop", "length"):
+        return
+    answer = Cached(outcome.content, outcome.reasoning, outcome.reason, outcome.input_tokens, outcome.output_tokens)
+    asyncio.get_running_loop().run_in_executor(None, keep, plan.keys, plan.ttl, answer)
 
 
 def keep(keys: tuple[str, ...], ttl: int, answer: Cached) -> None:

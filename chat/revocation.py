@@ -21,6 +21,7 @@ server process, `manage.py changepassword`, a shell — is seen by every process
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import weakref
@@ -155,7 +156,8 @@ class Watch:
 
     def __init__(self) -> None:
         self._watched: dict[Deliver, Watched] = {}
-        self._tasks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]] = weakref.WeakKeyDictionary()
+        self._tasks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task[None]]
+        self._tasks = weakref.WeakKeyDictionary()
         self._wake: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = weakref.WeakKeyDictionary()
 
     def add(self, deliver: Deliver, user: Any, session_key: str) -> None:
@@ -178,10 +180,8 @@ class Watch:
     async def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         wake = self._wake[loop]
         while self._watched:
-            try:
+            with contextlib.suppress(TimeoutError):  # woken early by a sign-out, or on the second
                 await asyncio.wait_for(wake.wait(), settings.PARLEY_SESSION_CHECK_SECONDS)
-            except TimeoutError:
-                pass
             wake.clear()
             await self.check(self._watched)
 

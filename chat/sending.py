@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError
 
 from chat import admission, budgets, cluster, history, metering, protocol, response_cache, sql, store, titles
@@ -82,13 +82,13 @@ class Prepared:
             prefix=assistant.content if continues else "",
             prefix_reasoning=assistant.reasoning if continues else "",
             seq_base=assistant.seq if continues else 0,
-            cached=self.cache.hit, cache_keys=self.cache.keys, cache_ttl=self.cache.ttl,
+            cached=self.cache.hit,
         )
 
 
 # ---- resends ---------------------------------------------------------------------------
 
-def find_resend(user: AbstractBaseUser, client_id: uuid.UUID, conversation_id: object = None) -> Posted | None:
+def find_resend(user: User, client_id: uuid.UUID, conversation_id: object = None) -> Posted | None:
     """What an earlier request with this client id saved, or None: the one resend check.
 
     A send's client id is on its user message (and on the conversation it created); a
@@ -116,7 +116,7 @@ def find_resend(user: AbstractBaseUser, client_id: uuid.UUID, conversation_id: o
             .order_by("created").first()
         )
         return Posted(conversation, earlier, answer, duplicate=True)
-    question = Message.objects.get(id=earlier.parent_id)
+    question = Message.objects.get(id=earlier.parent_id)  # type: ignore[misc]  # an answer always has its question
     return Posted(conversation, question, earlier, duplicate=True)
 
 
@@ -145,7 +145,7 @@ def _new_answer(conversation: Conversation, parent: Message, model: ChatModel, c
     )
 
 
-def prepare_send(user: AbstractBaseUser, command: protocol.Send) -> Prepared | Posted:
+def prepare_send(user: User, command: protocol.Send) -> Prepared | Posted:
     """Check access and build the request; a known client id returns what it saved.
 
     A resend is caught here, before any upstream call (calls cost money); the unique
@@ -187,19 +187,20 @@ def prepare_send(user: AbstractBaseUser, command: protocol.Send) -> Prepared | P
         )
         parent_id, path, is_new = None, [], True
     conversation.model = model
-    turns = history.turns(conversation, path, model) + [ChatMessage("user", command.content, parts.of(attached, model))]
+    turns = [*history.turns(conversation, path, model), ChatMessage("user", command.content, parts.of(attached, model))]
     user_message = Message(
         id=uuid.uuid4(), conversation=conversation, parent_id=parent_id, role=Role.USER,
         content=command.content, status=Status.COMPLETE, client_id=command.client_id,
         attachments=parts.summaries(attached),
     )
-    start = store.NewAnswer(user, conversation, is_new, user_message, _new_answer(conversation, user_message, model, None),
-                            attachment_ids=tuple(a.id for a in attached))
+    answer = _new_answer(conversation, user_message, model, None)
+    attachment_ids = tuple(a.id for a in attached)
+    start = store.NewAnswer(user, conversation, is_new, user_message, answer, attachment_ids=attachment_ids)
     request = history.request(model, turns, options, conversation)
     return Prepared(start, model, entry.target, request, command.client_id, response_cache.plan(user, model, request))
 
 
-def prepare_regenerate(user: AbstractBaseUser, command: protocol.Regenerate) -> Prepared | Posted:
+def prepare_regenerate(user: User, command: protocol.Regenerate) -> Prepared | Posted:
     """A new answer beside an earlier one (same user message): the old one stays a sibling."""
     earlier = access_message(user, command.message)
     conversation = earlier.conversation
@@ -223,7 +224,7 @@ def prepare_regenerate(user: AbstractBaseUser, command: protocol.Regenerate) -> 
     return Prepared(start, model, entry.target, request, command.client_id, cache)
 
 
-def prepare_continue(user: AbstractBaseUser, command: protocol.Continue) -> Prepared:
+def prepare_continue(user: User, command: protocol.Continue) -> Prepared:
     """Ask the same model to carry on an answer that stopped early; it grows in place."""
     answer = access_message(user, command.message)
     conversation = answer.conversation
@@ -234,10 +235,10 @@ def prepare_continue(user: AbstractBaseUser, command: protocol.Continue) -> Prep
     entry = access_model_entry(user, answer.model_id)
     model = entry.model
     path = history.branch(history.rows(conversation), answer.id)
-    turns = history.turns(conversation, path, model) + [ChatMessage("user", CONTINUE_PROMPT)]
+    turns = [*history.turns(conversation, path, model), ChatMessage("user", CONTINUE_PROMPT)]
     answer.worker = cluster.worker_id()
     start = store.NewAnswer(
-        user, conversation, False, Message.objects.get(id=answer.parent_id), answer,
+        user, conversation, False, Message.objects.get(id=answer.parent_id), answer,  # type: ignore[misc]
         new_user_message=False, continues=True,
     )
     return Prepared(
@@ -251,7 +252,7 @@ def prepare_continue(user: AbstractBaseUser, command: protocol.Continue) -> Prep
 class ChatSink:
     """Rows in the database, frames to every socket of the user, `ack` once saved."""
 
-    def __init__(self, prepared: Prepared, user: AbstractBaseUser, reply: Deliver, release: Callable[[], None]) -> None:
+    def __init__(self, prepared: Prepared, user: User, reply: Deliver, release: Callable[[], None]) -> None:
         self.prepared = prepared
         self.user = user
         self.user_id: int = user.pk
@@ -270,7 +271,7 @@ class ChatSink:
             clash = await store.answer_starts.submit(start)
         except IntegrityError as exc:
             clash = exc
-        except Exception:
+        except Exception:  # noqa: BLE001 — any other failure is told to the user, not raised
             clash = None
             self._could_not_save()
             return None
@@ -296,7 +297,8 @@ class ChatSink:
 
     def _could_not_save(self) -> None:
         ref = secrets.token_hex(4)
-        log.exception("could not save the message for conversation %s, ref=%s", self.prepared.start.conversation.id, ref)
+        conversation_id = self.prepared.start.conversation.id
+        log.exception("could not save the message for conversation %s, ref=%s", conversation_id, ref)
         self.reply(protocol.error(
             "unavailable", f"Parley could not save your message. Try again. (ref {ref})", self.prepared.client_id,
             ref=ref,
@@ -309,7 +311,8 @@ class ChatSink:
         # behind it (boundedly), before httpx's request set-up takes the CPU.
         await asyncio.wait([opened])
         deadline = asyncio.get_running_loop().time() + BURST_HOLD_SECONDS
-        while store.answer_starts.busy() and asyncio.get_running_loop().time() < deadline:
+        # The batch has no event to wait on; 5 ms polls for at most the hold are cheap.
+        while store.answer_starts.busy() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
 
     def publish(self, frame: Frame) -> None:
@@ -333,10 +336,11 @@ class ChatSink:
         conversation = self.prepared.start.conversation
         if outcome.status == Status.COMPLETE and conversation.title_source == TitleSource.FIRST_MESSAGE:
             titles.schedule(conversation.id, self.user_id)  # in the background; never delays an answer
+        response_cache.keep_answer(self.prepared.cache, outcome)
         warn_if_near_budget(self.user)
 
 
-def warn_if_near_budget(user: AbstractBaseUser) -> None:
+def warn_if_near_budget(user: User) -> None:
     """After an answer: a `budget` frame to the user's tabs once a budget is nearly spent."""
     if budgets.surely_none():
         return
@@ -365,7 +369,7 @@ Prepare = Callable[[], Prepared | Posted]
 
 
 async def start(
-    user: AbstractBaseUser, client_id: uuid.UUID, conversation: str | None, received_at: float,
+    user: User, client_id: uuid.UUID, conversation: str | None, received_at: float,
     prepare: Prepare, reply: Deliver, check_caller: Callable[[], None] = lambda: None,
 ) -> None:
     """Claim, check, admit and start one answer for the socket that asked (`reply`).
@@ -378,9 +382,12 @@ async def start(
         # The same request from another tab at the same moment: wait for its save, then
         # this one is a resend like any other (prepare finds it and replays).
         await asyncio.wait([earlier], timeout=CLAIM_WAIT_SECONDS)
-    release: Callable[[], None] | None = registry.claim_client_id(user.pk, client_id)
+    claim = registry.claim_client_id(user.pk, client_id)
+    release: Callable[[], None] | None = claim  # None once the sink owns it
     try:
-        checked = await _prepare(user, client_id, conversation, lambda: _checked(user, client_id, check_caller, prepare))
+        checked = await _prepare(
+            user, client_id, conversation, lambda: _checked(user, client_id, check_caller, prepare)
+        )
         if isinstance(checked, Posted):
             for frame in replay(checked, client_id):
                 reply(frame.json())
@@ -388,7 +395,7 @@ async def start(
         ticket, prepared = checked
         # The upstream call starts now; the rows are saved alongside it, and the claim is
         # released once they are (ChatSink.open). The user's place is given back at the end.
-        sink = ChatSink(prepared, user, reply, release)
+        sink = ChatSink(prepared, user, reply, claim)
         try:
             if cluster.current is not None:
                 await _claim(cluster.current, user, prepared, client_id)
@@ -402,7 +409,7 @@ async def start(
             release()
 
 
-async def _claim(c: cluster.Cluster, user: AbstractBaseUser, prepared: Prepared, client_id: uuid.UUID) -> None:
+async def _claim(c: cluster.Cluster, user: User, prepared: Prepared, client_id: uuid.UUID) -> None:
     """Several processes: record this one as the answer's owner first, or refuse the send."""
     try:
         await c.claim(user.pk, prepared.start.conversation.id, prepared.start.assistant.id)
@@ -415,7 +422,7 @@ async def _claim(c: cluster.Cluster, user: AbstractBaseUser, prepared: Prepared,
 
 
 def _checked(
-    user: AbstractBaseUser, client_id: uuid.UUID, check_caller: Callable[[], None], prepare: Prepare
+    user: User, client_id: uuid.UUID, check_caller: Callable[[], None], prepare: Prepare
 ) -> Posted | tuple[admission.Ticket, Prepared]:
     """On a worker thread: the caller's check, the command's checks, then admission.
 
@@ -433,7 +440,9 @@ def _checked(
         raise FrameError(r.code, r.message, client_id, retry_after=r.retry_after) from None
 
 
-async def _prepare(user: AbstractBaseUser, client_id: uuid.UUID, conversation: str | None, prepare: Callable[[], Any]) -> Any:
+async def _prepare(
+    user: User, client_id: uuid.UUID, conversation: str | None, prepare: Callable[[], Any]
+) -> Any:
     """Check and build, holding the conversation so two different sends cannot both start."""
     conversation_id = uuid.UUID(conversation) if conversation else None
     reserved = conversation_id is not None and registry.reserve(conversation_id, user.pk)
@@ -467,7 +476,7 @@ def _give_back(work: asyncio.Future[Any]) -> None:
             result[0].release()
 
 
-async def _is_resend(user: AbstractBaseUser, client_id: uuid.UUID, conversation_id: uuid.UUID) -> bool:
+async def _is_resend(user: User, client_id: uuid.UUID, conversation_id: uuid.UUID) -> bool:
     # Not .aexists(): only database_sync_to_async closes stale connections (see the consumer).
     return await database_sync_to_async(
         Message.objects.filter(client_id=client_id, conversation__owner=user, conversation_id=conversation_id).exists

@@ -58,11 +58,15 @@ def _uuid_hex(value: Any) -> Any:
     return value.hex if isinstance(value, uuid.UUID) else uuid.UUID(str(value)).hex
 
 
+# A column to insert: its attribute, whether Django computes it on save, its converter, its field.
+_Column = tuple[str, bool, Callable[[Any], Any], "models.Field[Any, Any]"]
+
+
 @functools.cache
-def _insert_plan(model: type[models.Model], vendor: str) -> tuple[str, tuple[tuple[str, bool, Callable[[Any], Any], models.Field[Any, Any]], ...]]:
+def _insert_plan(model: type[models.Model], vendor: str) -> tuple[str, tuple[_Column, ...]]:
     fields = tuple(f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField)))
     quote = _db().ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
+    columns = ", ".join(quote(str(f.column)) for f in fields)
     marks = ", ".join(["%s"] * len(fields))
     # (attribute, whether pre_save computes it (auto_now...), converter, field)
     plan = tuple(
@@ -79,7 +83,10 @@ def insert(objs: Sequence[models.Model]) -> None:
     db = _db()
     sql, plan = _insert_plan(type(objs[0]), db.vendor)
     params = [
-        [convert(f.pre_save(obj, add=True) if computed else getattr(obj, attname)) for attname, computed, convert, f in plan]
+        [
+            convert(f.pre_save(obj, add=True) if computed else getattr(obj, attname))
+            for attname, computed, convert, f in plan
+        ]
         for obj in objs
     ]
     with db.cursor() as cursor:
@@ -96,8 +103,8 @@ def insert(objs: Sequence[models.Model]) -> None:
 def _update_sql(model: type[models.Model], names: tuple[str, ...], where: tuple[str, ...], vendor: str) -> str:
     meta = model._meta
     quote = _db().ops.quote_name
-    sets = ", ".join(f"{quote(meta.get_field(n).column)} = %s" for n in names)
-    conditions = " AND ".join(f"{quote(meta.get_field(n).column)} = %s" for n in where)
+    sets = ", ".join(f"{quote(str(_field(model, n).column))} = %s" for n in names)
+    conditions = " AND ".join(f"{quote(str(_field(model, n).column))} = %s" for n in where)
     return f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {conditions}"
 
 
@@ -114,7 +121,9 @@ def update(model: type[models.Model], where: dict[str, Any], /, **values: Any) -
         return int(cursor.rowcount)
 
 
-def update_rows(model: type[models.Model], names: tuple[str, ...], where: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> None:
+def update_rows(
+    model: type[models.Model], names: tuple[str, ...], where: tuple[str, ...], rows: Sequence[Sequence[Any]]
+) -> None:
     """The same UPDATE for many rows in one executemany; each row is its values then its keys."""
     if not rows:
         return
@@ -133,9 +142,16 @@ def select_one(sql: str, params: Iterable[Any]) -> tuple[Any, ...] | None:
     return tuple(row) if row is not None else None
 
 
+def _field(model: type[models.Model], name: str) -> models.Field[Any, Any]:
+    """A concrete field with a column (the only kind these statements name)."""
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.Field) and field.column, f"{model.__name__}.{name} has no column"
+    return field
+
+
 def column(model: type[models.Model], name: str) -> str:
     """The quoted column of a field, for the few hand-written SELECTs."""
-    return str(_db().ops.quote_name(model._meta.get_field(name).column))
+    return str(_db().ops.quote_name(str(_field(model, name).column)))
 
 
 def table(model: type[models.Model]) -> str:
@@ -144,4 +160,4 @@ def table(model: type[models.Model]) -> str:
 
 def prep(model: type[models.Model], name: str, value: Any) -> Any:
     """A value as the field would send it to the database (a UUID's hex on SQLite, say)."""
-    return model._meta.get_field(name).get_db_prep_value(value, _db())
+    return _field(model, name).get_db_prep_value(value, _db())

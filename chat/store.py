@@ -107,7 +107,7 @@ class Batch(Generic[T, R]):
                     results = await database_sync_to_async(self._write_many)([item for item, _ in batch])
                 except BaseException as exc:
                     results = [exc] * len(batch)
-                for (_, future), result in zip(batch, results):
+                for (_, future), result in zip(batch, results, strict=True):
                     if future.done():
                         continue
                     if isinstance(result, BaseException):

@@ -1,6 +1,8 @@
 from django.urls import path
 
-from chat import preferences, views
+from chat import browser_models, browser_threads, preferences, views
+from chat.api import snippets, token_views
+from chat.attachments import views as attachments
 from chat.conversations import views as conversations
 
 urlpatterns = [
@@ -11,8 +13,7 @@ urlpatterns = [
     path("api/conversations/<uuid:conversation_id>/", conversations.api_conversation, name="api-conversation"),
 ]
 
-from chat import browser_models, browser_threads  # in-browser models (issues 5 and 11)
-
+# In-browser models: their bundled weights and the threads they keep.
 urlpatterns += [
     path("browser-models/weights/<str:version>/<str:name>", browser_models.bundled_weights, name="browser-weights"),
     path("api/browser-models/exchanges/", browser_threads.save_exchange, name="browser-exchanges"),
@@ -20,14 +21,15 @@ urlpatterns += [
          name="browser-conversation-model"),
 ]
 
-# Conversations: rename, pin, settings, delete/restore, export/import (issue 4).
+# Conversations: rename, pin, settings, delete/restore, export/import.
+ONE = "api/conversations/<uuid:conversation_id>/"
 urlpatterns += [
-    path("api/conversations/<uuid:conversation_id>/edit/", conversations.edit_conversation, name="conversation-edit"),
-    path("api/conversations/<uuid:conversation_id>/delete/", conversations.delete_conversation, name="conversation-delete"),
-    path("api/conversations/<uuid:conversation_id>/restore/", conversations.restore_conversation, name="conversation-restore"),
-    path("api/conversations/<uuid:conversation_id>/export.md", conversations.export_conversation, {"fmt": "md"}, name="conversation-export-md"),
-    path("api/conversations/<uuid:conversation_id>/export.json", conversations.export_conversation, {"fmt": "json"}, name="conversation-export-json"),
-    path("api/conversations/<uuid:conversation_id>/export.zip", conversations.export_conversation, {"fmt": "zip"}, name="conversation-export-zip"),
+    path(ONE + "edit/", conversations.edit_conversation, name="conversation-edit"),
+    path(ONE + "delete/", conversations.delete_conversation, name="conversation-delete"),
+    path(ONE + "restore/", conversations.restore_conversation, name="conversation-restore"),
+    path(ONE + "export.md", conversations.export_conversation, {"fmt": "md"}, name="conversation-export-md"),
+    path(ONE + "export.json", conversations.export_conversation, {"fmt": "json"}, name="conversation-export-json"),
+    path(ONE + "export.zip", conversations.export_conversation, {"fmt": "zip"}, name="conversation-export-zip"),
     path("api/conversations/import/", conversations.import_conversation, name="conversation-import"),
     path("api/export/", conversations.export_all, name="export-all"),
     path("settings/", preferences.settings_page, name="settings"),
@@ -35,8 +37,7 @@ urlpatterns += [
     path("settings/import/", preferences.import_page, name="settings-import"),
 ]
 
-from chat.attachments import views as attachments  # issue 16
-
+# Attachments (docs/attachments.md).
 urlpatterns += [
     path("api/attachments/", attachments.upload, name="attachment-upload"),
     path("api/attachments/<uuid:attachment_id>/", attachments.download, name="attachment"),
@@ -44,8 +45,7 @@ urlpatterns += [
     path("api/attachments/<uuid:attachment_id>/delete/", attachments.remove, name="attachment-delete"),
 ]
 
-from chat.api import snippets, token_views  # issue 15: the OpenAI-compatible API's tokens and code snippets
-
+# The OpenAI-compatible API's tokens and the page's code snippets (docs/api.md).
 urlpatterns += [
     path("settings/tokens/", token_views.create_token, name="api-token-create"),
     path("settings/tokens/<uuid:token_id>/revoke/", token_views.revoke_token, name="api-token-revoke"),

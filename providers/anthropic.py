@@ -196,7 +196,9 @@ async def list_models(target: Target) -> list[ModelInfo]:
     )
     data = payload.get("data") if isinstance(payload, dict) else None
     return [
-        ModelInfo(entry["id"], str(entry.get("display_name") or ""), _int(entry.get("max_input_tokens")), _vision(entry))
+        ModelInfo(
+            entry["id"], str(entry.get("display_name") or ""), _int(entry.get("max_input_tokens")), _vision(entry)
+        )
         for entry in (data if isinstance(data, list) else ())
         if isinstance(entry, dict) and isinstance(entry.get("id"), str)
     ]

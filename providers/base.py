@@ -169,10 +169,15 @@ class ErrorKind(str, enum.Enum):
 _RETRYABLE = {ErrorKind.RATE_LIMIT, ErrorKind.OVERLOADED, ErrorKind.UNAVAILABLE, ErrorKind.TIMEOUT}
 
 _USER_MESSAGES = {
-    ErrorKind.AUTH: "The model provider rejected Parley's credentials. An administrator needs to fix this provider's key.",
+    ErrorKind.AUTH: (
+        "The model provider rejected Parley's credentials. An administrator needs to fix this provider's key."
+    ),
     ErrorKind.RATE_LIMIT: "The model provider is rate-limiting requests. Try again shortly.",
     ErrorKind.OVERLOADED: "The model provider is overloaded right now. Try again shortly.",
-    ErrorKind.CONTEXT_LENGTH: "This conversation is too long for the model's context window. Start a new chat or pick a model with a larger window.",
+    ErrorKind.CONTEXT_LENGTH: (
+        "This conversation is too long for the model's context window. "
+        "Start a new chat or pick a model with a larger window."
+    ),
     ErrorKind.CONTENT_FILTER: "The model provider's content filter blocked this answer.",
     ErrorKind.BAD_REQUEST: "The model provider refused the request as invalid.",
     ErrorKind.UNAVAILABLE: "The model provider could not be reached or failed. Try again shortly.",
@@ -205,10 +210,9 @@ class ProviderError(Exception):
         self.detail = detail
         self.status = status
         self.retry_after = retry_after
-        self.usage = usage
-        self.ref = secrets.token_hex(4)
         # What the provider reported before failing (input tokens from a stream's start).
-        self.usage: Usage | None = None
+        self.usage: Usage | None = usage
+        self.ref = secrets.token_hex(4)
         super().__init__(f"{kind.value}: {self.message}")
 
     @property

@@ -62,7 +62,10 @@ def build_body(target: Target, request: ChatRequest) -> dict[str, Any]:
     system = "\n\n".join(content.flat_text(m) for m in request.messages if m.role == "system")
     body: dict[str, Any] = {
         "contents": [
-            {"role": "model" if m.role == "assistant" else "user", "parts": _parts(m) if m.parts else [{"text": m.content}]}
+            {
+                "role": "model" if m.role == "assistant" else "user",
+                "parts": _parts(m) if m.parts else [{"text": m.content}],
+            }
             for m in request.messages
             if m.role != "system"
         ]

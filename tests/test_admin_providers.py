@@ -27,7 +27,13 @@ from tests.live import TEST_KEY
 pytestmark = pytest.mark.django_db(transaction=True)
 
 KEY = "sk-admin-form-key-7c1e9d2a5b"
-UPSTREAM_401 = {"error": {"message": "Incorrect API key provided: sk-admin-form-key-7c1e9d2a5b", "type": "invalid_request_error", "code": "invalid_api_key"}}
+UPSTREAM_401 = {
+    "error": {
+        "message": "Incorrect API key provided: sk-admin-form-key-7c1e9d2a5b",
+        "type": "invalid_request_error",
+        "code": "invalid_api_key",
+    }
+}
 
 
 @pytest.fixture(autouse=True)
@@ -57,11 +63,25 @@ def provider(transactional_db: None, fake: FakeProvider) -> Provider:
 
 def add_form(fake: FakeProvider, **overrides: str) -> dict[str, str]:
     data = {
-        "name": "gateway", "label": "Gateway", "family": "openai", "preset": "", "base_url": fake.url + "/v1",
-        "api_key": KEY, "api_key_env": "", "extra_headers": "",
-        "connect_timeout": "10", "first_token_timeout": "120", "read_timeout": "120", "enabled": "on",
-        "models-TOTAL_FORMS": "1", "models-INITIAL_FORMS": "0", "models-MIN_NUM_FORMS": "0", "models-MAX_NUM_FORMS": "1000",
-        "models-0-model_id": "fake-model", "models-0-display_name": "Fake Model", "models-0-enabled": "on",
+        "name": "gateway",
+        "label": "Gateway",
+        "family": "openai",
+        "preset": "",
+        "base_url": fake.url + "/v1",
+        "api_key": KEY,
+        "api_key_env": "",
+        "extra_headers": "",
+        "connect_timeout": "10",
+        "first_token_timeout": "120",
+        "read_timeout": "120",
+        "enabled": "on",
+        "models-TOTAL_FORMS": "1",
+        "models-INITIAL_FORMS": "0",
+        "models-MIN_NUM_FORMS": "0",
+        "models-MAX_NUM_FORMS": "1000",
+        "models-0-model_id": "fake-model",
+        "models-0-display_name": "Fake Model",
+        "models-0-enabled": "on",
     }
     data.update(overrides)
     return data
@@ -94,7 +114,9 @@ def test_an_admin_adds_a_provider_and_the_key_is_never_shown_again(admin_client:
         assert "…" + KEY[-4:] in page
 
 
-def test_saving_the_change_form_with_a_blank_key_keeps_the_stored_key(admin_client: Client, fake: FakeProvider, provider: Provider) -> None:
+def test_saving_the_change_form_with_a_blank_key_keeps_the_stored_key(
+    admin_client: Client, fake: FakeProvider, provider: Provider
+) -> None:
     data = add_form(fake, name="lab", api_key="", **{"models-TOTAL_FORMS": "0"})
     response = admin_client.post(f"/admin/chat/provider/{provider.pk}/change/", data)
     assert response.status_code == 302
@@ -109,7 +131,9 @@ def test_a_preset_fills_in_the_family_and_base_url(admin_client: Client, fake: F
     assert (provider.family, provider.base_url) == ("anthropic", "https://api.anthropic.com")
 
 
-def test_the_gateway_preset_without_a_base_url_is_refused_with_a_reason(admin_client: Client, fake: FakeProvider) -> None:
+def test_the_gateway_preset_without_a_base_url_is_refused_with_a_reason(
+    admin_client: Client, fake: FakeProvider
+) -> None:
     data = add_form(fake, preset="gateway", base_url="")
     response = admin_client.post("/admin/chat/provider/add/", data)
     assert response.status_code == 200
@@ -120,7 +144,9 @@ def test_the_gateway_preset_without_a_base_url_is_refused_with_a_reason(admin_cl
 # ---- test connection and discovery --------------------------------------------------------
 
 
-def test_test_connection_reports_success_with_latency(admin_client: Client, fake: FakeProvider, provider: Provider) -> None:
+def test_test_connection_reports_success_with_latency(
+    admin_client: Client, fake: FakeProvider, provider: Provider
+) -> None:
     shown = run_action(admin_client, "test_connection", provider)
     assert "lab: connected in" in shown and " ms" in shown
     listing = fake.requests[-1]
@@ -157,7 +183,9 @@ def test_discover_imports_listed_models_disabled_and_keeps_existing_ones(
     assert "0 new imported" in again and provider.models.count() == 3
 
 
-def test_discover_with_a_rejected_key_imports_nothing(admin_client: Client, fake: FakeProvider, provider: Provider) -> None:
+def test_discover_with_a_rejected_key_imports_nothing(
+    admin_client: Client, fake: FakeProvider, provider: Provider
+) -> None:
     fake.fail_model_list(Script(status=401, error_body=UPSTREAM_401))
     fake.script_for_model("big-model", Script())
     shown = run_action(admin_client, "discover_models", provider)
@@ -184,7 +212,9 @@ def test_discovery_records_which_models_take_images_where_the_list_says(
 
 def test_a_model_nobody_decided_for_follows_its_presets_default(transactional_db: None) -> None:
     def model(preset: str, family: str) -> ChatModel:
-        p = Provider.objects.create(name=f"p{Provider.objects.count()}", family=family, preset=preset, base_url="http://x")
+        p = Provider.objects.create(
+            name=f"p{Provider.objects.count()}", family=family, preset=preset, base_url="http://x"
+        )
         return ChatModel.objects.create(provider=p, model_id="m")
 
     assert model("openai", "openai").takes_images() and model("anthropic", "anthropic").takes_images()
@@ -237,7 +267,9 @@ def lab_only(provider: Provider, alice: User) -> ChatModel:
     return model
 
 
-def test_a_model_restricted_to_a_group_is_listed_only_for_its_members(alice: User, bob: User, lab_only: ChatModel) -> None:
+def test_a_model_restricted_to_a_group_is_listed_only_for_its_members(
+    alice: User, bob: User, lab_only: ChatModel
+) -> None:
     assert lab_only in usable_models(alice)
     assert lab_only not in usable_models(bob)
     client = Client()
@@ -249,16 +281,30 @@ async def test_bob_outside_the_group_is_refused_before_any_upstream_call(
     bob: User, lab_only: ChatModel, fake: FakeProvider, connect: Any
 ) -> None:
     sock = await connect(bob)
-    frame = {"type": "send", "client_id": str(uuid.uuid4()), "conversation": None, "model": str(lab_only.id), "content": "hi"}
+    frame = {
+        "type": "send",
+        "client_id": str(uuid.uuid4()),
+        "conversation": None,
+        "model": str(lab_only.id),
+        "content": "hi",
+    }
     await sock.send(frame)
     reply = await sock.recv()
     assert (reply["type"], reply["code"]) == ("error", "model_unavailable")
     assert fake.requests == []
 
 
-async def test_alice_in_the_group_can_use_it(alice: User, lab_only: ChatModel, fake: FakeProvider, connect: Any) -> None:
+async def test_alice_in_the_group_can_use_it(
+    alice: User, lab_only: ChatModel, fake: FakeProvider, connect: Any
+) -> None:
     sock = await connect(alice)
-    frame = {"type": "send", "client_id": str(uuid.uuid4()), "conversation": None, "model": str(lab_only.id), "content": "hi"}
+    frame = {
+        "type": "send",
+        "client_id": str(uuid.uuid4()),
+        "conversation": None,
+        "model": str(lab_only.id),
+        "content": "hi",
+    }
     await sock.send(frame)
     frames = await sock.recv_until("end")
     assert frames[-1]["status"] == "complete"
@@ -281,8 +327,20 @@ def provider_cmd(*args: str, stdin: str = "") -> str:
 
 def test_the_command_adds_a_provider_with_a_key_from_stdin(transactional_db: None, fake: FakeProvider) -> None:
     said = provider_cmd(
-        "add", "lab", "--kind", "openai", "--base-url", fake.url + "/v1", "--api-key-stdin",
-        "--header", "X-Team=blue", "--model", "fake-model=Fake Model", "--default", "fake-model", stdin=KEY + "\n",
+        "add",
+        "lab",
+        "--kind",
+        "openai",
+        "--base-url",
+        fake.url + "/v1",
+        "--api-key-stdin",
+        "--header",
+        "X-Team=blue",
+        "--model",
+        "fake-model=Fake Model",
+        "--default",
+        "fake-model",
+        stdin=KEY + "\n",
     )
     assert "Added provider lab" in said and KEY not in said
     provider = Provider.objects.get(name="lab")
@@ -292,7 +350,9 @@ def test_the_command_adds_a_provider_with_a_key_from_stdin(transactional_db: Non
     assert "key stored" in listing and KEY not in listing and "blue" not in listing
 
 
-def test_the_command_can_name_an_environment_variable_instead(transactional_db: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_command_can_name_an_environment_variable_instead(
+    transactional_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("LAB_KEY", KEY)
     provider_cmd("add", "groq", "--preset", "groq", "--api-key-env", "LAB_KEY", "--model", "llama-3.1-8b-instant")
     provider = Provider.objects.get(name="groq")
@@ -307,22 +367,52 @@ def test_the_command_can_name_an_environment_variable_instead(transactional_db: 
         (["add", "x", "--kind", "openai"], "", "Give --base-url"),
         (["add", "x", "--preset", "gateway"], "", "Give --base-url (this preset has no default)"),
         (["add", "x", "--base-url", "http://127.0.0.1:1/v1"], "", "Give --kind"),
-        (["add", "x", "--kind", "openai", "--base-url", "http://127.0.0.1:1/v1", "--api-key-stdin"], "\n", "standard input was empty"),
-        (["add", "x", "--kind", "openai", "--base-url", "http://127.0.0.1:1/v1", "--header", "novalue"], "", "--header must look like NAME=VALUE"),
+        (
+            ["add", "x", "--kind", "openai", "--base-url", "http://127.0.0.1:1/v1", "--api-key-stdin"],
+            "\n",
+            "standard input was empty",
+        ),
+        (
+            ["add", "x", "--kind", "openai", "--base-url", "http://127.0.0.1:1/v1", "--header", "novalue"],
+            "",
+            "--header must look like NAME=VALUE",
+        ),
         (["remove", "nosuch"], "", "No provider named 'nosuch'"),
     ],
-    ids=["unknown-preset", "missing-base-url", "preset-without-url", "missing-kind", "empty-stdin-key", "bad-header", "unknown-provider"],
+    ids=[
+        "unknown-preset",
+        "missing-base-url",
+        "preset-without-url",
+        "missing-kind",
+        "empty-stdin-key",
+        "bad-header",
+        "unknown-provider",
+    ],
 )
-def test_the_command_refuses_bad_input_with_a_clear_message(transactional_db: None, args: list[str], stdin: str, message: str) -> None:
+def test_the_command_refuses_bad_input_with_a_clear_message(
+    transactional_db: None, args: list[str], stdin: str, message: str
+) -> None:
     with pytest.raises(CommandError) as excinfo:
         provider_cmd(*args, stdin=stdin)
     assert message in str(excinfo.value)
     assert not Provider.objects.exists()
 
 
-def test_rotate_keys_re_encrypts_under_the_newest_key_and_still_decrypts(transactional_db: None, fake: FakeProvider) -> None:
-    provider_cmd("add", "lab", "--kind", "openai", "--base-url", fake.url + "/v1", "--api-key-stdin",
-                 "--header", "X-Team=blue", stdin=KEY)
+def test_rotate_keys_re_encrypts_under_the_newest_key_and_still_decrypts(
+    transactional_db: None, fake: FakeProvider
+) -> None:
+    provider_cmd(
+        "add",
+        "lab",
+        "--kind",
+        "openai",
+        "--base-url",
+        fake.url + "/v1",
+        "--api-key-stdin",
+        "--header",
+        "X-Team=blue",
+        stdin=KEY,
+    )
     before = Provider.objects.get(name="lab")
     new_key = Fernet.generate_key().decode()
     try:
@@ -345,8 +435,7 @@ def test_rotate_keys_re_encrypts_under_the_newest_key_and_still_decrypts(transac
 def test_adding_an_existing_provider_with_only_a_new_key_keeps_where_it_points(
     transactional_db: None, fake: FakeProvider
 ) -> None:
-    provider_cmd("add", "lab", "--preset", "vllm", "--base-url", fake.url + "/v1", "--api-key-stdin",
-                 stdin=KEY)
+    provider_cmd("add", "lab", "--preset", "vllm", "--base-url", fake.url + "/v1", "--api-key-stdin", stdin=KEY)
     provider_cmd("add", "lab", "--api-key-stdin", "--clear-headers", stdin="sk-a-brand-new-key-0001")
     provider = Provider.objects.get(name="lab")
     assert (provider.preset, provider.base_url) == ("vllm", fake.url + "/v1")

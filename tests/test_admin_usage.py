@@ -80,14 +80,18 @@ def events(action: str) -> list[AuditEvent]:
 
 # ---- budgets ---------------------------------------------------------------------------------
 
+
 def budget_form(**fields: str) -> dict[str, str]:
     return {"user": "", "group": "", "period": "day", "max_tokens": "", "max_cost": "", "currency": "USD", **fields}
 
 
 def test_an_admin_sets_budgets_for_everyone_a_group_and_a_user(admin: Client, alice: User) -> None:
     team = Group.objects.create(name="team")
-    for fields in ({"max_tokens": "100000"}, {"group": str(team.pk), "max_tokens": "500000"},
-                   {"user": str(alice.pk), "period": "month", "max_cost": "12.5", "currency": "usd"}):
+    for fields in (
+        {"max_tokens": "100000"},
+        {"group": str(team.pk), "max_tokens": "500000"},
+        {"user": str(alice.pk), "period": "month", "max_cost": "12.5", "currency": "usd"},
+    ):
         response = admin.post("/admin/chat/budget/add/", budget_form(**fields))
         assert response.status_code == 302, response.content.decode()[:3000]
     scopes = {b.scope: b for b in Budget.objects.all()}
@@ -97,14 +101,17 @@ def test_an_admin_sets_budgets_for_everyone_a_group_and_a_user(admin: Client, al
     assert "everyone, per day" in listed and "team, per day" in listed and "alice, per month" in listed
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"user": "{alice}", "group": "{team}", "max_tokens": "5"}, "choose a user or a group, not both"),
-    ({"max_cost": "5", "currency": "EURO"}, "three-letter ISO 4217 code"),
-    ({"max_cost": "5", "currency": "U$D"}, "three-letter ISO 4217 code"),
-    ({"max_cost": "-1"}, "cannot be negative"),
-    ({"max_cost": "5", "currency": "EUR"}, "No model is priced in EUR"),
-    ({"period": "month", "max_tokens": "7"}, "There is already a budget for everyone for this period"),
-])
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"user": "{alice}", "group": "{team}", "max_tokens": "5"}, "choose a user or a group, not both"),
+        ({"max_cost": "5", "currency": "EURO"}, "three-letter ISO 4217 code"),
+        ({"max_cost": "5", "currency": "U$D"}, "three-letter ISO 4217 code"),
+        ({"max_cost": "-1"}, "cannot be negative"),
+        ({"max_cost": "5", "currency": "EUR"}, "No model is priced in EUR"),
+        ({"period": "month", "max_tokens": "7"}, "There is already a budget for everyone for this period"),
+    ],
+)
 def test_a_budget_that_makes_no_sense_is_refused_with_why(
     admin: Client, alice: User, model: ChatModel, fields: dict[str, str], message: str
 ) -> None:
@@ -125,16 +132,23 @@ def test_a_money_budget_before_any_model_has_a_price_is_kept_with_a_warning(admi
 
 # ---- prices ----------------------------------------------------------------------------------
 
+
 def test_an_admin_prices_a_model_in_a_currency_and_bad_prices_are_refused(admin: Client, model: ChatModel) -> None:
     url = f"/admin/chat/chatmodel/{model.pk}/change/"
     data = form_values(admin, url)
     bad = admin.post(url, {**data, "price_input_per_mtok": "-3", "price_currency": "eur"})
     assert bad.status_code == 200
     assert "This cannot be negative." in bad.content.decode() and "ISO 4217" in bad.content.decode()
-    good = admin.post(url, {**data, "price_input_per_mtok": "2.5", "price_output_per_mtok": "10", "price_currency": "EUR"})
+    good = admin.post(
+        url, {**data, "price_input_per_mtok": "2.5", "price_output_per_mtok": "10", "price_currency": "EUR"}
+    )
     assert good.status_code == 302
     model.refresh_from_db()
-    assert (model.price_input_per_mtok, model.price_output_per_mtok, model.price_currency) == (Decimal("2.5"), 10, "EUR")
+    assert (model.price_input_per_mtok, model.price_output_per_mtok, model.price_currency) == (
+        Decimal("2.5"),
+        10,
+        "EUR",
+    )
     (changed,) = events("model.changed")
     assert changed.actor_name == "root" and changed.detail["price_currency"] == {"from": "USD", "to": "EUR"}
     assert changed.detail["price_input_per_mtok"] == {"from": None, "to": "2.5"}
@@ -142,12 +156,25 @@ def test_an_admin_prices_a_model_in_a_currency_and_bad_prices_are_refused(admin:
 
 # ---- the audit log records what admins do in the admin ---------------------------------------
 
+
 def provider_add(fake_url: str, **overrides: str) -> dict[str, str]:
     return {
-        "name": "gateway", "label": "Gateway", "family": "openai", "preset": "", "base_url": fake_url,
-        "api_key": KEY, "api_key_env": "", "extra_headers": "",
-        "connect_timeout": "10", "first_token_timeout": "120", "read_timeout": "120", "enabled": "on",
-        "models-TOTAL_FORMS": "0", "models-INITIAL_FORMS": "0", "models-MIN_NUM_FORMS": "0", "models-MAX_NUM_FORMS": "1000",
+        "name": "gateway",
+        "label": "Gateway",
+        "family": "openai",
+        "preset": "",
+        "base_url": fake_url,
+        "api_key": KEY,
+        "api_key_env": "",
+        "extra_headers": "",
+        "connect_timeout": "10",
+        "first_token_timeout": "120",
+        "read_timeout": "120",
+        "enabled": "on",
+        "models-TOTAL_FORMS": "0",
+        "models-INITIAL_FORMS": "0",
+        "models-MIN_NUM_FORMS": "0",
+        "models-MAX_NUM_FORMS": "1000",
         **overrides,
     }
 
@@ -191,9 +218,15 @@ def test_budgets_set_changed_and_removed_are_recorded_once_each(admin: Client, a
 
 
 def test_users_created_deactivated_given_permissions_and_deleted_are_recorded(admin: Client) -> None:
-    response = admin.post("/admin/auth/user/add/", {
-        "username": "carol", "usable_password": "true", "password1": "carol-password-1", "password2": "carol-password-1",
-    })
+    response = admin.post(
+        "/admin/auth/user/add/",
+        {
+            "username": "carol",
+            "usable_password": "true",
+            "password1": "carol-password-1",
+            "password2": "carol-password-1",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     carol = User.objects.get(username="carol")
     url = f"/admin/auth/user/{carol.pk}/change/"
@@ -204,7 +237,11 @@ def test_users_created_deactivated_given_permissions_and_deleted_are_recorded(ad
     assert admin.post(f"/admin/auth/user/{carol.pk}/delete/", {"post": "yes"}).status_code == 302
     carols = AuditEvent.objects.filter(target="user carol").order_by("created")
     assert [e.action for e in carols] == [
-        "user.created", "user.deactivated", "user.changed", "user.permissions", "user.deleted",
+        "user.created",
+        "user.deactivated",
+        "user.changed",
+        "user.permissions",
+        "user.deleted",
     ]
     assert carols.get(action="user.changed").detail == {"is_staff": {"from": False, "to": True}}
     assert carols.get(action="user.permissions").detail == {"added": ["chat.view_usagerecord"]}
@@ -232,6 +269,7 @@ def test_sign_ins_and_failed_sign_ins_at_the_admin_are_recorded_without_the_pass
 
 # ---- the audit log in the admin --------------------------------------------------------------
 
+
 def test_nobody_can_add_change_or_delete_audit_events_in_the_admin(admin: Client) -> None:
     event = AuditEvent.objects.create(actor_name="system", action="login.failed", target="user mallory")
     assert admin.get("/admin/chat/auditevent/add/").status_code == 403
@@ -245,11 +283,17 @@ def test_nobody_can_add_change_or_delete_audit_events_in_the_admin(admin: Client
 
 def test_the_audit_log_filters_searches_and_exports_what_it_shows(admin: Client) -> None:
     AuditEvent.objects.all().delete()  # the fixture's own sign-in and account
-    AuditEvent.objects.bulk_create([
-        AuditEvent(actor_name="root", action="budget.set", target="budget everyone, per day", detail={"max_tokens": 5}),
-        AuditEvent(actor_name="system", action="login.failed", target="user mallory", address="198.51.100.7"),
-        AuditEvent(actor_name="root", action="provider.changed", target="provider lab", detail={"api_key": "key changed"}),
-    ])
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                actor_name="root", action="budget.set", target="budget everyone, per day", detail={"max_tokens": 5}
+            ),
+            AuditEvent(actor_name="system", action="login.failed", target="user mallory", address="198.51.100.7"),
+            AuditEvent(
+                actor_name="root", action="provider.changed", target="provider lab", detail={"api_key": "key changed"}
+            ),
+        ]
+    )
     listed = admin.get("/admin/chat/auditevent/?action=login.failed").content.decode()
     assert "198.51.100.7" in listed and "provider lab" not in listed
     assert "Export 1 event as CSV" in listed

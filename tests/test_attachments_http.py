@@ -47,8 +47,15 @@ def test_an_image_is_kept_reencoded_and_shown_only_to_its_owner(alice: User, bob
     response = upload(client_for(alice), "shot.png", png((640, 480)))
     assert response.status_code == 201
     meta = response.json()["attachment"]
-    assert meta | {"id": "x", "size": 0} == {"id": "x", "name": "shot.png", "kind": "image", "media_type": "image/png",
-                                              "size": 0, "width": 640, "height": 480}
+    assert meta | {"id": "x", "size": 0} == {
+        "id": "x",
+        "name": "shot.png",
+        "kind": "image",
+        "media_type": "image/png",
+        "size": 0,
+        "width": 640,
+        "height": 480,
+    }
     got = client_for(alice).get(f"/api/attachments/{meta['id']}/")
     assert got.status_code == 200 and got["Content-Type"] == "image/png"
     assert got["X-Content-Type-Options"] == "nosniff" and "attachment" not in got.get("Content-Disposition", "")
@@ -63,17 +70,22 @@ def test_a_pdf_is_read_to_text_and_downloaded_as_an_attachment(alice: User) -> N
     meta = upload(client, "report.pdf", pdf("Revenue rose", "Costs fell")).json()["attachment"]
     assert (meta["kind"], meta["media_type"], meta["pages"]) == ("document", "application/pdf", 2)
     got = client.get(f"/api/attachments/{meta['id']}/")
-    assert got["Content-Disposition"].startswith("attachment;") and 'filename="report.pdf"' in got["Content-Disposition"]
+    assert (
+        got["Content-Disposition"].startswith("attachment;") and 'filename="report.pdf"' in got["Content-Disposition"]
+    )
     assert got["X-Content-Type-Options"] == "nosniff"
     assert client.get(f"/api/attachments/{meta['id']}/text/").json()["text"] == "Revenue rose\n\nCosts fell"
 
 
-@pytest.mark.parametrize(("name", "data", "kind"), [
-    ("notes.md", "# Title\nsome *markdown* ✓".encode(), "text/markdown"),
-    ("table.csv", b"a,b\n1,2\n", "text/csv"),
-    ("data.json", b'{"a": 1}', "application/json"),
-    ("main.rs", b"fn main() {}\n", "text/plain"),
-])
+@pytest.mark.parametrize(
+    ("name", "data", "kind"),
+    [
+        ("notes.md", "# Title\nsome *markdown* ✓".encode(), "text/markdown"),
+        ("table.csv", b"a,b\n1,2\n", "text/csv"),
+        ("data.json", b'{"a": 1}', "application/json"),
+        ("main.rs", b"fn main() {}\n", "text/plain"),
+    ],
+)
 def test_text_documents_of_every_kind_are_taken(alice: User, name: str, data: bytes, kind: str) -> None:
     meta = upload(client_for(alice), name, data).json()["attachment"]
     assert (meta["kind"], meta["media_type"], meta["chars"]) == ("document", kind, len(data.decode()))
@@ -95,15 +107,18 @@ def test_a_huge_image_is_shrunk_to_the_longest_edge_kept(alice: User, settings: 
     assert (meta["width"], meta["height"]) == (100, 50)
 
 
-@pytest.mark.parametrize(("name", "data", "words"), [
-    ("photo.png", b"%PDF-1.4 not an image", "content is a PDF"),
-    ("photo.png", b"just some text", "not a PNG image"),
-    ("report.pdf", png(), "content is an image"),
-    ("report.pdf", b"plain words", "not a PDF"),
-    ("notes.txt", png(), "content is an image"),
-    ("archive.zip", b"PK\x03\x04\x00\x00binary", ".zip files are not taken"),
-    ("blob.bin", b"\x00\x01\x02\x03binary", "not a text file"),
-])
+@pytest.mark.parametrize(
+    ("name", "data", "words"),
+    [
+        ("photo.png", b"%PDF-1.4 not an image", "content is a PDF"),
+        ("photo.png", b"just some text", "not a PNG image"),
+        ("report.pdf", png(), "content is an image"),
+        ("report.pdf", b"plain words", "not a PDF"),
+        ("notes.txt", png(), "content is an image"),
+        ("archive.zip", b"PK\x03\x04\x00\x00binary", ".zip files are not taken"),
+        ("blob.bin", b"\x00\x01\x02\x03binary", "not a text file"),
+    ],
+)
 def test_a_mistyped_file_is_refused_by_its_content_and_nothing_is_kept(
     alice: User, name: str, data: bytes, words: str
 ) -> None:
@@ -112,11 +127,14 @@ def test_a_mistyped_file_is_refused_by_its_content_and_nothing_is_kept(
     assert Attachment.objects.count() == 0 and stored_files() == []
 
 
-@pytest.mark.parametrize(("name", "data"), [
-    ("broken.png", png()[:60]),  # a truncated PNG: the right signature, no image after it
-    ("broken.gif", b"GIF89a" + b"\x00" * 40),
-    ("broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage"),
-])
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("broken.png", png()[:60]),  # a truncated PNG: the right signature, no image after it
+        ("broken.gif", b"GIF89a" + b"\x00" * 40),
+        ("broken.pdf", b"%PDF-1.4\n1 0 obj << /Type /Catalog >> garbage"),
+    ],
+)
 def test_a_malformed_file_is_refused_and_nothing_is_kept(alice: User, name: str, data: bytes) -> None:
     response = upload(client_for(alice), name, data)
     assert response.status_code == 400 and "could not be read" in response.json()["error"]

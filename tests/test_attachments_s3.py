@@ -44,8 +44,13 @@ def s3_endpoint() -> Iterator[str]:
     _require("moto.server")
     _require("storages.backends.s3")
     port = free_port()
-    command = [shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server",
-               "-H", "127.0.0.1", "-p", str(port)]
+    command = [
+        shutil.which("moto_server", path=os.path.dirname(sys.executable)) or "moto_server",
+        "-H",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port, timeout=30)
@@ -61,15 +66,27 @@ def s3(s3_endpoint: str, settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     import boto3
 
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
-                          aws_access_key_id="test", aws_secret_access_key="test")
+    client = boto3.client(
+        "s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+    )
     client.create_bucket(Bucket=BUCKET)
-    settings.STORAGES = {**settings.STORAGES, "attachments": {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {"bucket_name": BUCKET, "endpoint_url": s3_endpoint, "region_name": "us-east-1",
-                    "access_key": "test", "secret_key": "test", "location": "attachments",
-                    "addressing_style": "path", "default_acl": "private", "file_overwrite": False},
-    }}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "attachments": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": BUCKET,
+                "endpoint_url": s3_endpoint,
+                "region_name": "us-east-1",
+                "access_key": "test",
+                "secret_key": "test",
+                "location": "attachments",
+                "addressing_style": "path",
+                "default_acl": "private",
+                "file_overwrite": False,
+            },
+        },
+    }
     yield client
     listed = client.list_objects_v2(Bucket=BUCKET).get("Contents", [])
     for item in listed:

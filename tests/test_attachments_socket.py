@@ -43,8 +43,9 @@ def model_for(fake: FakeProvider, family: str, vision: bool | None = True, **fie
     provider = Provider.objects.create(
         name=f"fake-{family}", family=family, base_url=fake.url + wire.FAMILIES[family].base_suffix
     )
-    return ChatModel.objects.create(provider=provider, model_id="fake-model", display_name=f"Fake {family}",
-                                    vision=vision, **fields)
+    return ChatModel.objects.create(
+        provider=provider, model_id="fake-model", display_name=f"Fake {family}", vision=vision, **fields
+    )
 
 
 def strings(body: Any) -> str:
@@ -151,7 +152,9 @@ async def test_a_model_that_cannot_see_says_so_before_anything_is_sent(
     sock = await connect(alice)
     error = await refused(sock, send_frame(model, "Describe", attachments=[str(image.id)]))
     assert error["code"] == "attachment_unsupported"
-    assert error["message"] == "Fake openai cannot take images (chart.png). Pick a model that can, or remove the images."
+    assert (
+        error["message"] == "Fake openai cannot take images (chart.png). Pick a model that can, or remove the images."
+    )
     assert fake.requests == [] and await Message.objects.acount() == 0
     assert (await Attachment.objects.aget(id=image.id)).conversation_id is None  # still in the composer
 
@@ -180,7 +183,9 @@ async def test_a_document_too_long_for_the_context_window_is_refused_with_the_nu
     sock = await connect(alice)
     error = await refused(sock, send_frame(model, "Summarise", attachments=[str(long.id)]))
     assert error["code"] == "context_length"
-    assert error["message"].startswith("book.txt is about 2,210 tokens. With the rest of this conversation the model would have to read about 2,213 tokens,")
+    assert error["message"].startswith(
+        "book.txt is about 2,210 tokens. With the rest of this conversation the model would have to read about 2,213 tokens,"
+    )
     assert "reads at most 1,000 (its context window)" in error["message"]
     assert fake.requests == [] and await Message.objects.acount() == 0
 
@@ -207,10 +212,15 @@ async def test_a_message_may_be_files_alone(alice: User, fake: FakeProvider, con
     ]
 
 
-@pytest.mark.parametrize(("attachments", "code"), [
-    ("not-a-list", "bad_frame"), (["nope"], "bad_frame"), ([str(uuid.UUID(int=1))] * 2, "bad_frame"),
-    ([str(uuid.uuid4()) for _ in range(11)], "too_large"),
-])
+@pytest.mark.parametrize(
+    ("attachments", "code"),
+    [
+        ("not-a-list", "bad_frame"),
+        (["nope"], "bad_frame"),
+        ([str(uuid.UUID(int=1))] * 2, "bad_frame"),
+        ([str(uuid.uuid4()) for _ in range(11)], "too_large"),
+    ],
+)
 async def test_bad_attachment_lists_are_refused(
     alice: User, fake_model: ChatModel, connect: Any, attachments: Any, code: str
 ) -> None:

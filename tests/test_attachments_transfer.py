@@ -47,8 +47,9 @@ def chat_with_files(alice: User, fake_model: ChatModel) -> Conversation:
     image, report = writes.do_upload(alice, "chart.png", PNG), writes.do_upload(alice, "report.pdf", PDF)
     conversation = Conversation.objects.create(owner=alice, title="Figures", model=fake_model)
     Attachment.objects.filter(id__in=[image.id, report.id]).update(conversation=conversation)
-    question = Message.objects.create(conversation=conversation, role="user", content="Explain these",
-                                      attachments=[image.summary(), report.summary()])
+    question = Message.objects.create(
+        conversation=conversation, role="user", content="Explain these", attachments=[image.summary(), report.summary()]
+    )
     Message.objects.create(conversation=conversation, parent=question, role="assistant", content="They rise.")
     return conversation
 
@@ -101,8 +102,9 @@ def test_importing_the_zip_restores_the_files_under_new_ids(
     restored = list(Attachment.objects.filter(conversation=new).order_by("name"))
     assert [a.name for a in restored] == ["chart.png", "report.pdf"]
     assert {a["id"] for a in question.attachments} == {str(a.id) for a in restored}
-    assert not {a["id"] for a in question.attachments} & {str(a.id) for a in Attachment.objects.filter(
-        conversation=chat_with_files)}
+    assert not {a["id"] for a in question.attachments} & {
+        str(a.id) for a in Attachment.objects.filter(conversation=chat_with_files)
+    }
     assert restored[1].text == "Revenue rose" and files.read(restored[1].file.name) == PDF
     assert client.get(f"/api/attachments/{restored[0].id}/").status_code == 200
     assert len(stored_files()) == 4
@@ -118,8 +120,12 @@ def _zip(doc: dict[str, Any], members: dict[str, bytes]) -> bytes:
 
 
 def _doc(attachments: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"format": "parley.conversation", "version": 1, "conversation": {"title": "T"},
-            "messages": [{"id": "m1", "role": "user", "content": "look", "attachments": attachments}]}
+    return {
+        "format": "parley.conversation",
+        "version": 1,
+        "conversation": {"title": "T"},
+        "messages": [{"id": "m1", "role": "user", "content": "look", "attachments": attachments}],
+    }
 
 
 def test_a_mistyped_file_in_the_zip_is_refused_and_nothing_is_written(alice: User) -> None:
@@ -154,8 +160,9 @@ def test_a_json_import_keeps_the_names_and_never_reaches_someone_elses_file(
 ) -> None:
     bobs = writes.do_upload(bob, "secret.png", PNG)
     forged = [{"id": str(bobs.id), "name": "secret.png", "kind": "image"}]
-    response = client_for(alice).post("/api/conversations/import/", json.dumps(_doc(forged)),
-                                      content_type="application/json")
+    response = client_for(alice).post(
+        "/api/conversations/import/", json.dumps(_doc(forged)), content_type="application/json"
+    )
     assert response.status_code == 201
     kept = Message.objects.get(role="user", conversation__owner=alice).attachments
     assert kept[0]["name"] == "secret.png" and kept[0]["missing"] is True and kept[0]["id"] != str(bobs.id)

@@ -19,7 +19,9 @@ async def ask(sock: Any, frame: dict[str, Any]) -> list[dict[str, Any]]:
     return await sock.recv_until("end")
 
 
-async def test_regenerate_keeps_the_earlier_answer_as_a_sibling(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+async def test_regenerate_keeps_the_earlier_answer_as_a_sibling(
+    alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any
+) -> None:
     sock = await connect(alice)
     fake.enqueue(Script(tokens=["First."]))
     first = await ask(sock, send_frame(fake_model, "Say something"))
@@ -27,14 +29,18 @@ async def test_regenerate_keeps_the_earlier_answer_as_a_sibling(alice: Any, fake
     fake.enqueue(Script(tokens=["Second."]))
     again = await ask(sock, {"type": "regenerate", "client_id": str(uuid.uuid4()), "message": answer})
     assert text_of(again) == "Second."
-    answers = [m async for m in Message.objects.filter(conversation_id=conversation, role="assistant").order_by("created")]
+    answers = [
+        m async for m in Message.objects.filter(conversation_id=conversation, role="assistant").order_by("created")
+    ]
     assert [a.content for a in answers] == ["First.", "Second."]
     assert answers[0].parent_id == answers[1].parent_id  # siblings: "1 / 2", "2 / 2"
     # The model saw the question once, not the earlier answer.
     assert [m["content"] for m in fake.requests[-1].body["messages"]] == ["Say something"]
 
 
-async def test_editing_a_message_branches_and_the_model_sees_only_the_new_branch(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+async def test_editing_a_message_branches_and_the_model_sees_only_the_new_branch(
+    alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any
+) -> None:
     sock = await connect(alice)
     fake.enqueue(Script(tokens=["Paris."]))
     first = await ask(sock, send_frame(fake_model, "Capital of France?"))
@@ -53,7 +59,9 @@ async def test_editing_a_message_branches_and_the_model_sees_only_the_new_branch
     assert [m["content"] for m in fake.requests[-1].body["messages"]] == ["Capital of Germany?"]
 
 
-async def test_continue_grows_an_answer_cut_at_the_length_limit(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+async def test_continue_grows_an_answer_cut_at_the_length_limit(
+    alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any
+) -> None:
     sock = await connect(alice)
     fake.enqueue(Script(tokens=["Once upon", " a time"], finish_reason="length"))
     first = await ask(sock, send_frame(fake_model, "Tell a story"))
@@ -71,7 +79,9 @@ async def test_continue_grows_an_answer_cut_at_the_length_limit(alice: Any, fake
     assert sent[-2] == {"role": "assistant", "content": "Once upon a time"} and sent[-1]["role"] == "user"
 
 
-async def test_a_finished_answer_cannot_be_continued_and_says_why(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+async def test_a_finished_answer_cannot_be_continued_and_says_why(
+    alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any
+) -> None:
     sock = await connect(alice)
     fake.enqueue(Script(tokens=["Done."]))
     first = await ask(sock, send_frame(fake_model, "hi"))
@@ -81,7 +91,9 @@ async def test_a_finished_answer_cannot_be_continued_and_says_why(alice: Any, fa
     assert len(fake.requests) == 1
 
 
-async def test_bob_cannot_regenerate_or_continue_alices_answers(alice: Any, bob: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+async def test_bob_cannot_regenerate_or_continue_alices_answers(
+    alice: Any, bob: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any
+) -> None:
     alice_sock = await connect(alice)
     fake.enqueue(Script(tokens=["Private."], finish_reason="length"))
     first = await ask(alice_sock, send_frame(fake_model, "secret"))
@@ -94,7 +106,9 @@ async def test_bob_cannot_regenerate_or_continue_alices_answers(alice: Any, bob:
     assert len(fake.requests) == 1
 
 
-async def test_a_resent_regenerate_makes_one_answer(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+async def test_a_resent_regenerate_makes_one_answer(
+    alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any
+) -> None:
     sock = await connect(alice)
     fake.set_default(Script(tokens=["Again."]))
     first = await ask(sock, send_frame(fake_model, "hi"))

@@ -120,8 +120,16 @@ def test_an_old_version_in_the_url_is_not_found(alice: User, weights_url: str) -
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("bytes=0-9", (0, 9)), ("bytes=5-", (5, 99)), ("bytes=-10", (90, 99)), ("bytes=0-500", (0, 99)),
-     ("bytes=100-", False), ("bytes=0-1,5-6", None), ("items=0-1", None), ("", None)],
+    [
+        ("bytes=0-9", (0, 9)),
+        ("bytes=5-", (5, 99)),
+        ("bytes=-10", (90, 99)),
+        ("bytes=0-500", (0, 99)),
+        ("bytes=100-", False),
+        ("bytes=0-1,5-6", None),
+        ("items=0-1", None),
+        ("", None),
+    ],
 )
 def test_range_headers_are_read_as_rfc_9110_says(header: str, expected: object) -> None:
     assert parse_range(header, 100) == expected
@@ -130,7 +138,9 @@ def test_range_headers_are_read_as_rfc_9110_says(header: str, expected: object) 
 # --- the page's catalogue -----------------------------------------------------------------
 
 
-def test_the_chat_page_lists_browser_models_and_allows_wasm_for_that_page_only(alice: User, smollm: BrowserModel) -> None:
+def test_the_chat_page_lists_browser_models_and_allows_wasm_for_that_page_only(
+    alice: User, smollm: BrowserModel
+) -> None:
     client = client_for(alice)
     page = client.get("/chat/")
     data = page.context["page_data"]["browser_models"]
@@ -149,7 +159,8 @@ def test_the_chat_page_lists_browser_models_and_allows_wasm_for_that_page_only(a
 def test_internet_models_are_offered_only_when_their_host_is_allowed_and_the_csp_allows_it(
     alice: User, smollm: BrowserModel, settings: Any
 ) -> None:
-    names = lambda: [m["name"] for m in client_for(alice).get("/chat/").context["page_data"]["browser_models"]]
+    def names():
+        return [m["name"] for m in client_for(alice).get("/chat/").context["page_data"]["browser_models"]]
     assert names() == ["SmolLM2 135M Instruct"]  # a fresh install: only what Parley serves itself
     assert "huggingface" not in client_for(alice).get("/chat/")["Content-Security-Policy"]
     settings.PARLEY_BROWSER_MODEL_HOSTS = ["huggingface.co", "https://cdn-lfs.huggingface.co/"]
@@ -170,7 +181,8 @@ def test_a_model_restricted_to_a_group_is_hidden_from_others(alice: User, bob: U
     staff = Group.objects.create(name="staff")
     smollm.groups.add(staff)
     bob.groups.add(staff)
-    names = lambda user: [m["name"] for m in client_for(user).get("/chat/").context["page_data"]["browser_models"]]
+    def names(user):
+        return [m["name"] for m in client_for(user).get("/chat/").context["page_data"]["browser_models"]]
     assert smollm.display_name not in names(alice)
     assert smollm.display_name in names(bob)
 
@@ -182,14 +194,22 @@ def post(client: Client, payload: object) -> Any:
     client.get("/chat/")  # sets the CSRF cookie, as the page does
     token = client.cookies["csrftoken"].value
     return client.post(
-        "/api/browser-models/exchanges/", data=json.dumps(payload), content_type="application/json",
+        "/api/browser-models/exchanges/",
+        data=json.dumps(payload),
+        content_type="application/json",
         HTTP_X_CSRFTOKEN=token,
     )
 
 
 def exchange(model: BrowserModel, **extra: object) -> dict[str, object]:
-    return {"client_id": str(uuid.uuid4()), "conversation": None, "model": f"browser:{model.id}",
-            "prompt": "What is the capital of France?", "answer": "Paris.", **extra}
+    return {
+        "client_id": str(uuid.uuid4()),
+        "conversation": None,
+        "model": f"browser:{model.id}",
+        "prompt": "What is the capital of France?",
+        "answer": "Paris.",
+        **extra,
+    }
 
 
 def test_an_exchange_is_saved_as_a_new_conversation(alice: User, smollm: BrowserModel) -> None:
@@ -253,8 +273,12 @@ def test_a_post_without_the_csrf_token_is_refused(alice: User, smollm: BrowserMo
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [({"client_id": "nope"}, "client_id"), ({"prompt": ""}, "prompt"), ({"answer": 3}, "answer"),
-     ({"conversation": 5}, "conversation")],
+    [
+        ({"client_id": "nope"}, "client_id"),
+        ({"prompt": ""}, "prompt"),
+        ({"answer": 3}, "answer"),
+        ({"conversation": 5}, "conversation"),
+    ],
 )
 def test_bad_input_gets_a_400_that_names_the_field(
     alice: User, smollm: BrowserModel, change: dict[str, object], message: str
@@ -266,8 +290,12 @@ def test_bad_input_gets_a_400_that_names_the_field(
 def test_a_body_that_is_not_json_gets_a_400(alice: User, smollm: BrowserModel) -> None:
     client = client_for(alice)
     client.get("/chat/")
-    response = client.post("/api/browser-models/exchanges/", data="{", content_type="application/json",
-                           HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
+    response = client.post(
+        "/api/browser-models/exchanges/",
+        data="{",
+        content_type="application/json",
+        HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value,
+    )
     assert response.status_code == 400
 
 
@@ -279,8 +307,9 @@ def test_a_disabled_model_cannot_be_saved_against(alice: User, smollm: BrowserMo
 
 def test_anonymous_posts_are_refused(smollm: BrowserModel) -> None:
     client = Client()
-    response = client.post("/api/browser-models/exchanges/", data=json.dumps(exchange(smollm)),
-                           content_type="application/json")
+    response = client.post(
+        "/api/browser-models/exchanges/", data=json.dumps(exchange(smollm)), content_type="application/json"
+    )
     assert response.status_code == 403
 
 
@@ -300,13 +329,18 @@ def test_a_second_exchange_follows_the_first_answer_and_the_conversation_keeps_i
     conversation = first["conversation"]["id"]
     assert first["conversation"]["browser_model"] == f"browser:{smollm.id}"
     answer = first["messages"][1]["id"]
-    second = saved(post(client, exchange(smollm, conversation=conversation, parent=answer,
-                                         prompt="And of Italy?", answer="Rome.")))
+    second = saved(
+        post(client, exchange(smollm, conversation=conversation, parent=answer, prompt="And of Italy?", answer="Rome."))
+    )
     assert second["messages"][0]["parent"] == answer
     page = client.get(f"/api/conversations/{conversation}/").json()
     parents = [(m["content"], m["parent"] is None) for m in page["messages"]]
-    assert parents == [("What is the capital of France?", True), ("Paris.", False),
-                       ("And of Italy?", False), ("Rome.", False)]
+    assert parents == [
+        ("What is the capital of France?", True),
+        ("Paris.", False),
+        ("And of Italy?", False),
+        ("Rome.", False),
+    ]
     assert page["conversation"]["browser_model"] == f"browser:{smollm.id}"
 
 
@@ -314,8 +348,13 @@ def test_regenerate_adds_a_sibling_answer_to_the_saved_question(alice: User, smo
     client = client_for(alice)
     first = saved(post(client, exchange(smollm)))
     question = first["messages"][0]["id"]
-    payload = {"client_id": str(uuid.uuid4()), "conversation": first["conversation"]["id"],
-               "model": f"browser:{smollm.id}", "question": question, "answer": "It is Paris."}
+    payload = {
+        "client_id": str(uuid.uuid4()),
+        "conversation": first["conversation"]["id"],
+        "model": f"browser:{smollm.id}",
+        "question": question,
+        "answer": "It is Paris.",
+    }
     again = saved(post(client, payload))
     assert again["messages"][0]["id"] == question
     assert again["messages"][1]["parent"] == question
@@ -330,8 +369,13 @@ def test_continue_grows_the_same_answer_and_refuses_text_that_is_not_a_continuat
     client = client_for(alice)
     first = saved(post(client, exchange(smollm, answer="Paris is the", reason="stopped")))
     answer = first["messages"][1]["id"]
-    payload = {"client_id": str(uuid.uuid4()), "conversation": first["conversation"]["id"],
-               "model": f"browser:{smollm.id}", "continues": answer, "answer": "Paris is the capital."}
+    payload = {
+        "client_id": str(uuid.uuid4()),
+        "conversation": first["conversation"]["id"],
+        "model": f"browser:{smollm.id}",
+        "continues": answer,
+        "answer": "Paris is the capital.",
+    }
     grown = saved(post(client, payload))
     assert grown["messages"][1]["id"] == answer
     row = Message.objects.get(id=answer)
@@ -348,8 +392,16 @@ def test_a_parent_or_question_from_another_conversation_is_refused(alice: User, 
     stray = one["messages"][1]["id"]
     response = post(client, exchange(smollm, conversation=other["conversation"]["id"], parent=stray))
     assert response.status_code == 400 and "parent" in response.json()["error"]
-    response = post(client, {"client_id": str(uuid.uuid4()), "conversation": other["conversation"]["id"],
-                             "model": f"browser:{smollm.id}", "question": one["messages"][0]["id"], "answer": "x"})
+    response = post(
+        client,
+        {
+            "client_id": str(uuid.uuid4()),
+            "conversation": other["conversation"]["id"],
+            "model": f"browser:{smollm.id}",
+            "question": one["messages"][0]["id"],
+            "answer": "x",
+        },
+    )
     assert response.status_code == 400 and "question" in response.json()["error"]
 
 
@@ -362,8 +414,12 @@ def test_picking_a_model_for_a_conversation_is_remembered_and_only_by_its_owner(
 
     def choose(who: Client, model: object) -> Any:
         who.get("/chat/")
-        return who.post(url, data=json.dumps({"model": model}), content_type="application/json",
-                        HTTP_X_CSRFTOKEN=who.cookies["csrftoken"].value)
+        return who.post(
+            url,
+            data=json.dumps({"model": model}),
+            content_type="application/json",
+            HTTP_X_CSRFTOKEN=who.cookies["csrftoken"].value,
+        )
 
     assert choose(client, None).json()["conversation"]["browser_model"] is None
     assert Conversation.objects.get(id=conversation).browser_model_id is None

@@ -134,7 +134,9 @@ def canary_models(transactional_db: None, fake: FakeProvider) -> dict[str, ChatM
         if family == "openai":
             provider.set_extra_headers({"X-Gateway-Token": CANARIES["header"]})
         provider.save()
-        models[family] = ChatModel.objects.create(provider=provider, model_id="fake-model", display_name=f"{family} model")
+        models[family] = ChatModel.objects.create(
+            provider=provider, model_id="fake-model", display_name=f"{family} model"
+        )
     return models
 
 
@@ -177,8 +179,15 @@ async def test_no_key_leaks_from_the_chat_path_or_the_json_endpoints(
         for case, script in error_scripts(family).items():
             fake.reset()
             fake.script_for_model("fake-model", script)
-            await sock.send({"type": "send", "client_id": str(uuid.uuid4()), "conversation": None,
-                             "model": str(model.id), "content": f"Say something ({case})"})
+            await sock.send(
+                {
+                    "type": "send",
+                    "client_id": str(uuid.uuid4()),
+                    "conversation": None,
+                    "model": str(model.id),
+                    "content": f"Say something ({case})",
+                }
+            )
             frames = await sock.recv_until("end", timeout=30)
             seen.add(f"frames {family}/{case}", json.dumps(frames))
             end = frames[-1]
@@ -215,10 +224,15 @@ def test_no_key_leaks_from_the_admin_or_the_model_list_path(
     discovery.wait_for_refreshes()  # the background checks ran; their logs are captured too
     seen.response("provider list (checked)", client.get("/admin/chat/provider/"))
     for action in ("test_connection", "discover_models"):
-        seen.response(action, client.post("/admin/chat/provider/", {"action": action, "_selected_action": ids}, follow=True))
+        seen.response(
+            action, client.post("/admin/chat/provider/", {"action": action, "_selected_action": ids}, follow=True)
+        )
     fake.fail_model_list(Script(status=401, error_body=echoed(CANARIES["openai"])))
     for action in ("test_connection", "discover_models"):
-        seen.response(f"{action} (401)", client.post("/admin/chat/provider/", {"action": action, "_selected_action": ids}, follow=True))
+        seen.response(
+            f"{action} (401)",
+            client.post("/admin/chat/provider/", {"action": action, "_selected_action": ids}, follow=True),
+        )
     seen.response("provider list (unhealthy)", client.get("/admin/chat/provider/"))
     for p in providers:
         seen.response(f"change {p.name}", client.get(f"/admin/chat/provider/{p.pk}/change/"))
@@ -230,10 +244,19 @@ def test_no_key_leaks_from_the_admin_or_the_model_list_path(
 
     # A form with an error is shown again: the key and header values must not be.
     bad = {
-        "name": "again", "family": "openai", "preset": "", "base_url": "not a url",
-        "api_key": CANARIES["openai"], "extra_headers": json.dumps({"X-Gateway-Token": CANARIES["header"]}),
-        "connect_timeout": "10", "first_token_timeout": "120", "read_timeout": "120",
-        "models-TOTAL_FORMS": "0", "models-INITIAL_FORMS": "0", "models-MIN_NUM_FORMS": "0", "models-MAX_NUM_FORMS": "1000",
+        "name": "again",
+        "family": "openai",
+        "preset": "",
+        "base_url": "not a url",
+        "api_key": CANARIES["openai"],
+        "extra_headers": json.dumps({"X-Gateway-Token": CANARIES["header"]}),
+        "connect_timeout": "10",
+        "first_token_timeout": "120",
+        "read_timeout": "120",
+        "models-TOTAL_FORMS": "0",
+        "models-INITIAL_FORMS": "0",
+        "models-MIN_NUM_FORMS": "0",
+        "models-MAX_NUM_FORMS": "1000",
     }
     invalid = seen.response("add form with an error", client.post("/admin/chat/provider/add/", bad))
     assert invalid.status_code == 200 and b"errorlist" in invalid.content

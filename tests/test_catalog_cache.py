@@ -14,7 +14,9 @@ from tests.test_chat_socket import send_frame
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def test_disabling_a_model_applies_to_the_very_next_send(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+async def test_disabling_a_model_applies_to_the_very_next_send(
+    alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any
+) -> None:
     fake.set_default(Script(tokens=["ok"]))
     sock = await connect(alice)
     await sock.send(send_frame(fake_model))
@@ -26,7 +28,9 @@ async def test_disabling_a_model_applies_to_the_very_next_send(alice: Any, fake_
     assert len(fake.requests) == 1
 
 
-async def test_leaving_a_models_group_applies_to_the_very_next_send(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+async def test_leaving_a_models_group_applies_to_the_very_next_send(
+    alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any
+) -> None:
     staff = await Group.objects.acreate(name="staff")
     await fake_model.groups.aadd(staff)
     await alice.groups.aadd(staff)

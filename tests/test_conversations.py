@@ -54,7 +54,9 @@ def test_search_finds_titles_and_message_text_of_the_users_own_conversations(ali
     chat_with(bob, "bob's egg", "egg egg")
     client = signed_in(alice)
     assert [c["title"] for c in client.get("/api/conversations/", {"q": "egg"}).json()["conversations"]] == ["Cooking"]
-    assert [c["title"] for c in client.get("/api/conversations/", {"q": "lisbon"}).json()["conversations"]] == ["Trip to Lisbon"]
+    assert [c["title"] for c in client.get("/api/conversations/", {"q": "lisbon"}).json()["conversations"]] == [
+        "Trip to Lisbon"
+    ]
     assert client.get("/api/conversations/", {"q": "minutes"}).json()["conversations"][0]["title"] == "Cooking"
     assert client.get("/api/conversations/", {"q": "zebra"}).json() == {"conversations": [], "next": None}
 
@@ -125,7 +127,9 @@ def test_renaming_keeps_the_users_title_and_does_not_reorder_the_list(alice: Any
 def test_pinning_moves_a_conversation_to_the_pinned_group(alice: Any) -> None:
     conversation = chat_with(alice, "keep me handy")
     client = signed_in(alice)
-    assert post(client, f"/api/conversations/{conversation.id}/edit/", {"pinned": True}).json()["conversation"]["pinned"]
+    assert post(client, f"/api/conversations/{conversation.id}/edit/", {"pinned": True}).json()["conversation"][
+        "pinned"
+    ]
     assert [c["title"] for c in client.get("/api/conversations/").json()["pinned"]] == ["keep me handy"]
 
 
@@ -135,7 +139,12 @@ def test_per_conversation_settings_are_saved_and_read_back(alice: Any, fake_mode
     body = {"system_prompt": "Be terse.", "temperature": 0.3, "max_tokens": 256, "model": str(fake_model.id)}
     assert post(client, f"/api/conversations/{conversation.id}/edit/", body).status_code == 200
     settings = client.get(f"/api/conversations/{conversation.id}/").json()["settings"]
-    assert settings == {"model": str(fake_model.id), "system_prompt": "Be terse.", "temperature": 0.3, "max_tokens": 256}
+    assert settings == {
+        "model": str(fake_model.id),
+        "system_prompt": "Be terse.",
+        "temperature": 0.3,
+        "max_tokens": 256,
+    }
     cleared = post(client, f"/api/conversations/{conversation.id}/edit/", {"temperature": None}).json()["settings"]
     assert cleared["temperature"] is None and cleared["max_tokens"] == 256
 
@@ -164,7 +173,9 @@ def test_bad_edits_are_refused_with_the_reason_and_change_nothing(alice: Any, bo
 
 def test_a_body_that_is_not_json_is_a_400(alice: Any) -> None:
     conversation = chat_with(alice, "x")
-    response = signed_in(alice).post(f"/api/conversations/{conversation.id}/edit/", "{nope", content_type="application/json")
+    response = signed_in(alice).post(
+        f"/api/conversations/{conversation.id}/edit/", "{nope", content_type="application/json"
+    )
     assert response.status_code == 400
 
 
@@ -239,13 +250,19 @@ def test_bob_gets_a_404_for_everything_of_alices(alice: Any, bob: Any) -> None:
 
 
 def test_a_conversation_exports_as_markdown_and_json_and_imports_back(alice: Any) -> None:
-    conversation = chat_with(alice, "Boiling eggs", "How long?", "**Nine** minutes.", system_prompt="Be brief.", temperature=0.4)
+    conversation = chat_with(
+        alice, "Boiling eggs", "How long?", "**Nine** minutes.", system_prompt="Be brief.", temperature=0.4
+    )
     Message.objects.filter(conversation=conversation, role="assistant").update(model_name="Fake Model")
     client = signed_in(alice)
     md = client.get(f"/api/conversations/{conversation.id}/export.md")
     assert md["Content-Disposition"] == 'attachment; filename="boiling-eggs.md"'
     text = md.content.decode()
-    assert text.startswith("# Boiling eggs") and "## You\n\nHow long?" in text and "## Fake Model\n\n**Nine** minutes." in text
+    assert (
+        text.startswith("# Boiling eggs")
+        and "## You\n\nHow long?" in text
+        and "## Fake Model\n\n**Nine** minutes." in text
+    )
 
     exported = client.get(f"/api/conversations/{conversation.id}/export.json")
     doc = exported.json()
@@ -259,13 +276,16 @@ def test_a_conversation_exports_as_markdown_and_json_and_imports_back(alice: Any
     assert (copy.system_prompt, copy.temperature) == ("Be brief.", 0.4)
     messages = list(copy.messages.order_by("created"))
     assert [(m.role, m.content, m.model_name) for m in messages] == [
-        ("user", "How long?", ""), ("assistant", "**Nine** minutes.", "Fake Model")
+        ("user", "How long?", ""),
+        ("assistant", "**Nine** minutes.", "Fake Model"),
     ]
 
 
 def test_import_keeps_branches_linked_by_new_ids(alice: Any) -> None:
     doc = {
-        "format": "parley.conversation", "version": 1, "conversation": {"title": "Branches"},
+        "format": "parley.conversation",
+        "version": 1,
+        "conversation": {"title": "Branches"},
         "messages": [
             {"id": "a", "role": "user", "content": "Hi"},
             {"id": "b", "parent": "a", "role": "assistant", "content": "One"},
@@ -278,8 +298,12 @@ def test_import_keeps_branches_linked_by_new_ids(alice: Any) -> None:
     assert one.parent_id == first.id == two.parent_id and str(first.id) != "a"
 
 
-GOOD = {"format": "parley.conversation", "version": 1, "conversation": {"title": "t"},
-        "messages": [{"role": "user", "content": "hi"}]}
+GOOD = {
+    "format": "parley.conversation",
+    "version": 1,
+    "conversation": {"title": "t"},
+    "messages": [{"role": "user", "content": "hi"}],
+}
 
 
 @pytest.mark.parametrize(

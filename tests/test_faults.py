@@ -36,9 +36,7 @@ WORDS = [f"w{i} " for i in range(6)]
 # ---- what every fault test checks -----------------------------------------------------
 
 
-async def ask(
-    sock: Any, model: ChatModel, content: str = "Please answer", timeout: float = 15
-) -> list[dict[str, Any]]:
+async def ask(sock: Any, model: ChatModel, content: str = "Please answer", timeout: float = 15) -> list[dict[str, Any]]:
     """Send one message and read every frame up to its `end`."""
     await sock.send(send_frame(model, content))
     return await sock.recv_until("end", timeout=timeout)
@@ -106,9 +104,7 @@ async def test_a_5xx_before_the_first_token_is_retried_and_the_answer_arrives(
     assert all([await upstream_closed(r) for r in fake.requests])
 
 
-@pytest.mark.parametrize(
-    ("status", "kind"), [(500, "unavailable"), (502, "unavailable"), (503, "overloaded")]
-)
+@pytest.mark.parametrize(("status", "kind"), [(500, "unavailable"), (502, "unavailable"), (503, "overloaded")])
 async def test_a_5xx_on_every_attempt_ends_in_a_clear_error(
     alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any, status: int, kind: str
 ) -> None:
@@ -183,9 +179,7 @@ def blackhole() -> Iterator[int]:
 async def test_a_provider_refusing_connections_ends_in_a_clear_error(
     alice: Any, fake_model: ChatModel, connect: Any, closed_port: int
 ) -> None:
-    await Provider.objects.filter(id=fake_model.provider_id).aupdate(
-        base_url=f"http://127.0.0.1:{closed_port}/v1"
-    )
+    await Provider.objects.filter(id=fake_model.provider_id).aupdate(base_url=f"http://127.0.0.1:{closed_port}/v1")
     sock = await connect(alice)
     frames = await ask(sock, fake_model)
     await assert_truthful_end(sock, frames, "error", "error", "unavailable", "")
@@ -363,8 +357,11 @@ def _stuck_reader_asking_big(live: Any, cookie: str, model: str) -> Any:
         max_size=None,
     )
     slow.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    slow.send(json.dumps({"type": "send", "client_id": str(uuid.uuid4()), "conversation": None,
-                          "model": model, "content": "big"}))
+    slow.send(
+        json.dumps(
+            {"type": "send", "client_id": str(uuid.uuid4()), "conversation": None, "model": model, "content": "big"}
+        )
+    )
     return slow
 
 
@@ -392,17 +389,7 @@ def test_a_client_that_stops_reading_does_not_slow_another_users_stream(fake_ser
     fake_server.reset()
     live = LiveServer().start()
     try:
-        live.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake_server.url + "/v1",
-            "--model",
-            "fake-model",
-        )
+        live.add_fake_provider(fake_server.url)
         slow_cookie, bob_cookie = make_sessions(live, 2)
         model = model_id(live)
         bob_tokens, tps = 30, 20.0
@@ -439,8 +426,7 @@ def test_a_client_that_stops_reading_is_cut_past_the_unsent_cap_and_its_answer_i
     fake_server.reset()
     live = LiveServer(extra_env={"PARLEY_MAX_UNSENT_BYTES": str(256 * 1024)}).start()
     try:
-        live.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake_server.url + "/v1",
-                    "--model", "fake-model")
+        live.add_fake_provider(fake_server.url)
         (cookie,) = make_sessions(live, 1)
         model = model_id(live)
         big = [("y" * 99) + " " for _ in range(40_000)]  # 4 MB, sixteen times the cap
@@ -562,9 +548,7 @@ async def test_a_final_write_that_cannot_be_saved_is_reported_as_failed_not_left
         end = (await sock.recv_until("end", timeout=4))[-1]
     finally:
         await asyncio.to_thread(lock.join)
-    assert end["status"] == "error" and end["error"]["kind"] == "unavailable", (
-        "success reported for an unsaved answer"
-    )
+    assert end["status"] == "error" and end["error"]["kind"] == "unavailable", "success reported for an unsaved answer"
 
 
 @pytest.mark.sqlite
@@ -713,17 +697,7 @@ def test_after_a_hard_kill_the_restarted_server_marks_the_answer_incomplete(
     fake_server.enqueue(Script(tokens=[f"k{i} " for i in range(400)], tokens_per_second=40))
     live = LiveServer(extra_env={"PARLEY_CHECKPOINT_SECONDS": "0.3"}).start()
     try:
-        live.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake_server.url + "/v1",
-            "--model",
-            "fake-model",
-        )
+        live.add_fake_provider(fake_server.url)
         cookie, model = make_sessions(live, 1)[0], model_id(live)
 
         async def stream_a_second() -> str:
@@ -755,7 +729,9 @@ def test_after_a_hard_kill_the_restarted_server_marks_the_answer_incomplete(
         live.process.kill()
         live.process.wait(5)
         live.start()  # the same database: start-up recovery runs first
-        status, reason, content = live.sql("select status, reason, content from chat_message where id = ?", answer_id)[0]
+        status, reason, content = live.sql("select status, reason, content from chat_message where id = ?", answer_id)[
+            0
+        ]
     finally:
         live.stop()
     assert (status, reason) == ("incomplete", "server_restart")

@@ -57,7 +57,8 @@ def test_sign_up_is_closed_by_default_and_says_how_to_get_an_account() -> None:
     assert page.status_code == 404 and "Sign-up is by invitation" in page.content.decode()
     assert "Create an account" not in Client().get("/accounts/login/").content.decode()
     response = Client().post(
-        "/accounts/signup/", {"username": "mallory", "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase"}
+        "/accounts/signup/",
+        {"username": "mallory", "password1": "a-long-pass-phrase", "password2": "a-long-pass-phrase"},
     )
     assert response.status_code == 404 and not User.objects.filter(username="mallory").exists()
 
@@ -67,7 +68,11 @@ def test_log_in_log_out_and_change_password(alice: Any) -> None:
     assert client.post("/accounts/login/", {"username": "alice", "password": "alice-password-1"}).status_code == 302
     response = client.post(
         "/accounts/password/",
-        {"old_password": "alice-password-1", "new_password1": "brand-new-phrase-9", "new_password2": "brand-new-phrase-9"},
+        {
+            "old_password": "alice-password-1",
+            "new_password1": "brand-new-phrase-9",
+            "new_password2": "brand-new-phrase-9",
+        },
     )
     assert response.status_code == 302
     client.post("/accounts/logout/")
@@ -86,8 +91,17 @@ def test_the_page_lists_only_the_users_conversations_newest_first_and_usable_mod
     data = page_data(signed_in(alice).get("/chat/"))
     assert [c["title"] for c in data["conversations"]] == ["newer", "older"]
     assert [c["id"] for c in data["conversations"]] == [str(newer.id), str(older.id)]
-    assert data["models"] == [{"id": str(fake_model.id), "name": "Fake Model", "provider": "Fake", "default": True,
-                               "vision": False, "pdf": False, "context_window": None}]
+    assert data["models"] == [
+        {
+            "id": str(fake_model.id),
+            "name": "Fake Model",
+            "provider": "Fake",
+            "default": True,
+            "vision": False,
+            "pdf": False,
+            "context_window": None,
+        }
+    ]
 
 
 def test_bob_cannot_read_alices_conversation_over_http(alice: Any, bob: Any) -> None:

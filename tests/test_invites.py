@@ -57,8 +57,9 @@ def test_an_admin_makes_an_invite_and_sees_its_link_once() -> None:
     client.force_login(root)
     expires = (timezone.now() + datetime.timedelta(days=2)).strftime("%Y-%m-%d %H:%M:%S")
     added = client.post(
-        "/admin/chat/invite/add/", {"note": "for the lab", "max_uses": "3", "expires_0": expires[:10],
-                                    "expires_1": expires[11:]}, follow=True,
+        "/admin/chat/invite/add/",
+        {"note": "for the lab", "max_uses": "3", "expires_0": expires[:10], "expires_1": expires[11:]},
+        follow=True,
     )
     shown = "\n".join(str(m) for m in added.context["messages"])
     link = re.search(r"http://testserver(/accounts/invite/[^/]+/)", shown)

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @override_settings(PARLEY_MAX_ACTIVE_GENERATIONS=1, PARLEY_BUSY_RETRY_SECONDS=7)
-async def test_above_the_admission_limit_a_send_is_told_to_retry_later(alice: Any, bob: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+async def test_above_the_admission_limit_a_send_is_told_to_retry_later(
+    alice: Any, bob: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any
+) -> None:
     fake.enqueue(Script(tokens=["busy "] * 50, tokens_per_second=20))
     alice_sock = await connect(alice)
     await alice_sock.send(send_frame(fake_model, "first"))
@@ -44,8 +46,7 @@ def test_sigterm_saves_running_answers_and_closes_sockets_with_1012(fake_server:
     live = LiveServer().start()
     try:
         live.create_user("alice", "alice-password-1")
-        live.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake_server.url + "/v1",
-                    "--model", "fake-model")
+        live.add_fake_provider(fake_server.url)
         from bench.relay import make_sessions, model_id
 
         cookie = make_sessions(live, 1)[0]
@@ -64,13 +65,24 @@ def test_sigterm_saves_running_answers_and_closes_sockets_with_1012(fake_server:
     assert content == seen and str(content).startswith("w0 ")
 
 
-async def _stream_until_sigterm(live: LiveServer, cookie: str, model: str) -> tuple[str, int | None, dict[str, Any] | None]:
+async def _stream_until_sigterm(
+    live: LiveServer, cookie: str, model: str
+) -> tuple[str, int | None, dict[str, Any] | None]:
     ws = await websockets.connect(
         live.url.replace("http", "ws") + "/ws/chat/", additional_headers={"Cookie": cookie, "Origin": live.url}
     )
     await ws.recv()  # hello
-    await ws.send(json.dumps({"type": "send", "client_id": str(uuid.uuid4()), "conversation": None,
-                              "model": model, "content": "a long one please"}))
+    await ws.send(
+        json.dumps(
+            {
+                "type": "send",
+                "client_id": str(uuid.uuid4()),
+                "conversation": None,
+                "model": model,
+                "content": "a long one please",
+            }
+        )
+    )
     text: list[str] = []
     end = None
     deadline = time.monotonic() + 20
@@ -91,7 +103,9 @@ async def _stream_until_sigterm(live: LiveServer, cookie: str, model: str) -> tu
     return "".join(text), ws.close_code, end
 
 
-async def test_if_the_message_cannot_be_saved_the_sender_is_told_and_the_upstream_call_is_dropped(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+async def test_if_the_message_cannot_be_saved_the_sender_is_told_and_the_upstream_call_is_dropped(
+    alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any
+) -> None:
     from asgiref.sync import sync_to_async
 
     from chat import protocol, sending
@@ -118,7 +132,9 @@ async def test_if_the_message_cannot_be_saved_the_sender_is_told_and_the_upstrea
 
 
 @override_settings(PARLEY_MAX_GENERATION_SECONDS=0.5)
-async def test_an_answer_past_the_time_limit_is_stopped_and_saved(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+async def test_an_answer_past_the_time_limit_is_stopped_and_saved(
+    alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any
+) -> None:
     fake.enqueue(Script(tokens=["slow "] * 100, tokens_per_second=10))
     sock = await connect(alice)
     await sock.send(send_frame(fake_model))
@@ -129,7 +145,9 @@ async def test_an_answer_past_the_time_limit_is_stopped_and_saved(alice: Any, fa
     assert saved.reason == "time_limit" and saved.content.startswith("slow ")
 
 
-async def test_without_reported_usage_the_tokens_are_estimated_and_marked_so(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+async def test_without_reported_usage_the_tokens_are_estimated_and_marked_so(
+    alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any
+) -> None:
     # Output: one token per streamed chunk; input: a token per four characters of the prompt.
     fake.enqueue(Script(tokens=["a", "b", "c", "d"], usage=None))
     sock = await connect(alice)
@@ -141,7 +159,9 @@ async def test_without_reported_usage_the_tokens_are_estimated_and_marked_so(ali
 
 
 @override_settings(PARLEY_DEFAULT_TEMPERATURE=0.9, PARLEY_DEFAULT_MAX_TOKENS=300)
-async def test_sends_use_the_conversations_settings_then_the_admin_defaults(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+async def test_sends_use_the_conversations_settings_then_the_admin_defaults(
+    alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any
+) -> None:
     from chat.models import Conversation
 
     fake.set_default(Script(tokens=["ok"]))

@@ -52,9 +52,21 @@ def llama_server() -> Iterator[dict[str, str]]:
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"llama-server-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(_gguf()),
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(_gguf()),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "2048",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             yield {"url": url, "model": _wait_for_models(url, process, str(log_path))}
@@ -82,16 +94,34 @@ def _wait_for_models(url: str, process: subprocess.Popen[bytes], log_path: str, 
 @pytest.fixture
 def local_model(transactional_db: None, llama_server: dict[str, str]) -> ChatModel:
     call_command(
-        "provider", "add", "local", "--preset", "llamacpp", "--base-url", llama_server["url"] + "/v1",
-        "--model", f"{llama_server['model']}=SmolLM2 135M", "--default", llama_server["model"],
+        "provider",
+        "add",
+        "local",
+        "--preset",
+        "llamacpp",
+        "--base-url",
+        llama_server["url"] + "/v1",
+        "--model",
+        f"{llama_server['model']}=SmolLM2 135M",
+        "--default",
+        llama_server["model"],
     )
     return ChatModel.objects.get(provider__name="local")
 
 
 async def _ask(connect: Any, user: User, model: ChatModel, question: str) -> tuple[list[dict[str, Any]], Message]:
     sock = await connect(user)
-    await sock.send({"type": "send", "client_id": str(uuid.uuid4()), "conversation": None,
-                     "model": str(model.id), "content": question, "max_tokens": 32, "temperature": 0})
+    await sock.send(
+        {
+            "type": "send",
+            "client_id": str(uuid.uuid4()),
+            "conversation": None,
+            "model": str(model.id),
+            "content": question,
+            "max_tokens": 32,
+            "temperature": 0,
+        }
+    )
     frames = await sock.recv_until("end", timeout=120)
     answer = await sync_to_async(
         lambda: Message.objects.filter(conversation_id=frames[0]["conversation"]["id"], role="assistant").get()
@@ -99,7 +129,9 @@ async def _ask(connect: Any, user: User, model: ChatModel, question: str) -> tup
     return frames, answer
 
 
-async def test_a_chat_with_a_real_local_model_streams_a_real_answer(alice: User, local_model: ChatModel, connect: Any) -> None:
+async def test_a_chat_with_a_real_local_model_streams_a_real_answer(
+    alice: User, local_model: ChatModel, connect: Any
+) -> None:
     frames, answer = await _ask(connect, alice, local_model, "What is the capital of France?")
     deltas = [f["text"] for f in frames if f["type"] == "delta"]
     end = frames[-1]

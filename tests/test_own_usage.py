@@ -40,8 +40,10 @@ def section(html: str, element_id: str, until: str) -> str:
 @pytest.fixture
 def models(transactional_db: None) -> tuple[ChatModel, ChatModel]:
     lab = Provider.objects.create(name="lab", label="Lab", family="openai", base_url="http://127.0.0.1:9/v1")
-    return (ChatModel.objects.create(provider=lab, model_id="big", display_name="Big"),
-            ChatModel.objects.create(provider=lab, model_id="small", display_name="Small"))
+    return (
+        ChatModel.objects.create(provider=lab, model_id="big", display_name="Big"),
+        ChatModel.objects.create(provider=lab, model_id="small", display_name="Small"),
+    )
 
 
 def test_a_user_sees_this_days_and_months_tokens_and_cost_and_their_models(
@@ -51,12 +53,14 @@ def test_a_user_sees_this_days_and_months_tokens_and_cost_and_their_models(
     today, _ = budgets.period_bounds("day")
     month, _ = budgets.period_bounds("month")
     early = month + timedelta(minutes=1)  # this month; also today on the 1st
-    UsageRecord.objects.bulk_create([
-        usage(alice, big, timezone.now(), tokens=(1000, 100), cost="0.25"),
-        usage(alice, small, early, tokens=(2000, 200), cost="0.5"),
-        usage(alice, big, month - timedelta(minutes=1), tokens=(9999, 9999), cost="9"),  # last month
-        usage(bob, big, timezone.now(), tokens=(7777, 7777), cost="7"),  # someone else
-    ])
+    UsageRecord.objects.bulk_create(
+        [
+            usage(alice, big, timezone.now(), tokens=(1000, 100), cost="0.25"),
+            usage(alice, small, early, tokens=(2000, 200), cost="0.5"),
+            usage(alice, big, month - timedelta(minutes=1), tokens=(9999, 9999), cost="9"),  # last month
+            usage(bob, big, timezone.now(), tokens=(7777, 7777), cost="7"),  # someone else
+        ]
+    )
     html = settings_page(alice)
     both = early >= today
     periods = section(html, "usage-periods", "</table>")
@@ -81,11 +85,15 @@ def test_a_user_sees_what_is_left_of_each_budget_and_when_it_resets(alice: User,
     text = section(html, "usage-budgets", "</section>")
     _, tomorrow = budgets.period_bounds("day")
     _, next_month = budgets.period_bounds("month")
-    assert ("Daily budget (your group's): 4,000 of 10,000 tokens used, 6,000 left. "
-            f"It resets at {timezone.localtime(tomorrow):%Y-%m-%d %H:%M} (UTC).") in text
-    assert ("Monthly budget (set for you): 4,000 of 5,000 tokens used, 1,000 left; "
-            "USD 1.5000 of 2.0000 spent, 0.5000 left. "
-            f"It resets at {timezone.localtime(next_month):%Y-%m-%d %H:%M} (UTC).") in text
+    assert (
+        "Daily budget (your group's): 4,000 of 10,000 tokens used, 6,000 left. "
+        f"It resets at {timezone.localtime(tomorrow):%Y-%m-%d %H:%M} (UTC)."
+    ) in text
+    assert (
+        "Monthly budget (set for you): 4,000 of 5,000 tokens used, 1,000 left; "
+        "USD 1.5000 of 2.0000 spent, 0.5000 left. "
+        f"It resets at {timezone.localtime(next_month):%Y-%m-%d %H:%M} (UTC)."
+    ) in text
     # The monthly budget is 80 % used: its meter says so, and sits in its warning range.
     assert re.search(r'<meter class="budget-meter"[^>]*value="80"', html)
 

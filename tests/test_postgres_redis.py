@@ -50,22 +50,20 @@ def pg_database() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_a_chat_streams_and_is_saved_on_postgresql_with_redis(
-    pg_database: str, fake_server: FakeProvider
-) -> None:
+def test_a_chat_streams_and_is_saved_on_postgresql_with_redis(pg_database: str, fake_server: FakeProvider) -> None:
     require(6379, "Redis")
     fake_server.reset()
     fake_server.enqueue(Script(tokens=["Saved", " in", " Postgres."], usage=(5, 3)))
     live = LiveServer({"DATABASE_URL": pg_database, "REDIS_URL": REDIS}).start()
     try:
         settings_used = live.manage(
-            "shell", "-c",
+            "shell",
+            "-c",
             "from django.conf import settings; from django.db import connection; "
             "print(connection.vendor, settings.CACHES['default']['BACKEND'])",
         )
         assert "postgresql django.core.cache.backends.redis.RedisCache" in settings_used
-        live.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake_server.url + "/v1",
-                    "--model", "fake-model")
+        live.add_fake_provider(fake_server.url)
         cookie, model = make_sessions(live, 1)[0], model_id(live)
 
         async def chat() -> dict[str, object]:
@@ -81,7 +79,10 @@ def test_a_chat_streams_and_is_saved_on_postgresql_with_redis(
     assert answer["text"] == "Saved in Postgres." and answer["end"]["status"] == "complete"  # type: ignore[index]
     with psycopg.connect(pg_database) as conn:
         rows = conn.execute("select role, content, status, output_tokens from chat_message order by created").fetchall()
-    assert rows == [("user", "Where will this be saved?", "complete", None), ("assistant", "Saved in Postgres.", "complete", 3)]
+    assert rows == [
+        ("user", "Where will this be saved?", "complete", None),
+        ("assistant", "Saved in Postgres.", "complete", 3),
+    ]
 
 
 # redis-py's socket timeout is 5 s; channels_redis blocked on Redis for 5 s per receive, so
@@ -96,8 +97,7 @@ def test_an_idle_socket_and_a_slow_answer_outlive_redis_timeouts(fake_server: Fa
     fake_server.enqueue(Script(tokens=tokens, tokens_per_second=2))  # 16 s of answer
     live = LiveServer({"REDIS_URL": REDIS}).start()
     try:
-        live.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake_server.url + "/v1",
-                    "--model", "fake-model")
+        live.add_fake_provider(fake_server.url)
         idle_cookie, busy_cookie = make_sessions(live, 2)
         model = model_id(live)
 

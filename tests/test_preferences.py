@@ -30,10 +30,15 @@ def test_the_settings_page_requires_signing_in() -> None:
 def test_saved_settings_shape_the_header_and_new_chats(alice: Any, fake_model: ChatModel) -> None:
     client = signed_in(alice)
     assert client.get("/settings/").status_code == 200
-    response = client.post("/settings/", {
-        "display_name": "Alice Liddell", "theme": "dark", "default_model": str(fake_model.id),
-        "default_system_prompt": "Answer in French.",
-    })
+    response = client.post(
+        "/settings/",
+        {
+            "display_name": "Alice Liddell",
+            "theme": "dark",
+            "default_model": str(fake_model.id),
+            "default_system_prompt": "Answer in French.",
+        },
+    )
     assert response.status_code == 302
     page = client.get("/chat/")
     html = page.content.decode()
@@ -57,7 +62,9 @@ def test_an_unknown_theme_is_refused(alice: Any) -> None:
 
 
 def test_the_theme_switch_saves_to_the_users_preferences_only(alice: Any, bob: Any) -> None:
-    response = signed_in(alice).post("/settings/theme/", json.dumps({"theme": "light"}), content_type="application/json")
+    response = signed_in(alice).post(
+        "/settings/theme/", json.dumps({"theme": "light"}), content_type="application/json"
+    )
     assert response.json() == {"theme": "light"}
     assert UserPreferences.objects.get(user=alice).theme == "light"
     assert 'data-theme="system"' in signed_in(bob).get("/chat/").content.decode()
@@ -71,8 +78,12 @@ def test_admin_defaults_reach_the_page(alice: Any, settings: Any) -> None:
 
 
 def test_the_import_form_opens_the_imported_conversation(alice: Any) -> None:
-    doc = {"format": "parley.conversation", "version": 1, "conversation": {"title": "Imported"},
-           "messages": [{"role": "user", "content": "hi"}]}
+    doc = {
+        "format": "parley.conversation",
+        "version": 1,
+        "conversation": {"title": "Imported"},
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     upload = SimpleUploadedFile("c.json", json.dumps(doc).encode(), content_type="application/json")
     response = signed_in(alice).post("/settings/import/", {"file": upload})
     conversation = Conversation.objects.get(owner=alice)

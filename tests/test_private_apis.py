@@ -245,7 +245,7 @@ def test_a_consumers_send_still_leads_through_the_session_wrapper_to_daphnes_pro
     sent: list[tuple[str, bool]] = []
 
     class Protocol:
-        def serverSend(self, content: str, binary: bool = False) -> None:  # noqa: N802 (Daphne's name)
+        def serverSend(self, content: str, binary: bool = False) -> None:
             sent.append((content, binary))
 
     protocol = Protocol()

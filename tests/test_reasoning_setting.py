@@ -38,10 +38,15 @@ async def test_a_model_set_to_think_is_asked_to_and_its_thinking_streams_apart(
     await claude.asave()
     fake.enqueue(Script(reasoning=["Rayleigh ", "scattering."], tokens=["Blue light scatters most."]))
     sock = await connect(alice)
-    await sock.send({
-        "type": "send", "client_id": str(uuid.uuid4()), "conversation": None,
-        "model": str(claude.id), "content": "Why is the sky blue?",
-    })
+    await sock.send(
+        {
+            "type": "send",
+            "client_id": str(uuid.uuid4()),
+            "conversation": None,
+            "model": str(claude.id),
+            "content": "Why is the sky blue?",
+        }
+    )
     frames = await sock.recv_until("end")
     body = fake.requests[-1].body
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
@@ -76,8 +81,13 @@ def test_an_admin_sets_reasoning_on_the_model_page(claude: ChatModel) -> None:
     for field in ("reasoning", "reasoning_effort", "reasoning_budget"):
         assert f'name="{field}"' in page
     form = {
-        "provider": str(claude.provider_id), "model_id": "fake-model", "display_name": "Claude",
-        "enabled": "on", "reasoning": "on", "reasoning_effort": "low", "reasoning_budget": "",
+        "provider": str(claude.provider_id),
+        "model_id": "fake-model",
+        "display_name": "Claude",
+        "enabled": "on",
+        "reasoning": "on",
+        "reasoning_effort": "low",
+        "reasoning_budget": "",
     }
     assert client.post(url, form).status_code == 302
     claude.refresh_from_db()

@@ -18,8 +18,13 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("
 
 
 @sync_to_async
-def answered(owner: Any, model: ChatModel, question: str = "How do I boil an egg?", answer: str = "Nine minutes.",
-             status: str = "complete") -> Conversation:
+def answered(
+    owner: Any,
+    model: ChatModel,
+    question: str = "How do I boil an egg?",
+    answer: str = "Nine minutes.",
+    status: str = "complete",
+) -> Conversation:
     conversation = Conversation.objects.create(owner=owner, title=question[:60], model=model)
     user = Message.objects.create(conversation=conversation, role="user", content=question)
     Message.objects.create(conversation=conversation, role="assistant", content=answer, parent=user, status=status)
@@ -68,7 +73,9 @@ async def test_an_admin_chosen_title_model_writes_every_title(
 
 async def test_a_title_the_user_typed_is_never_replaced(alice: Any, fake_model: ChatModel, fake: FakeProvider) -> None:
     conversation = await answered(alice, fake_model)
-    await sync_to_async(Conversation.objects.filter(id=conversation.id).update)(title="Mine", title_source=TitleSource.USER)
+    await sync_to_async(Conversation.objects.filter(id=conversation.id).update)(
+        title="Mine", title_source=TitleSource.USER
+    )
     assert await titles.maybe_title(conversation.id, alice.id) is None
     assert fake.requests == [] and (await reload(conversation)).title == "Mine"
 
@@ -143,7 +150,9 @@ async def test_admins_can_turn_generated_titles_off(alice: Any, settings: Any) -
 
 
 @override_settings(PARLEY_AUTO_TITLES=True)
-async def test_after_the_first_answer_every_tab_gets_the_generated_title(alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any) -> None:
+async def test_after_the_first_answer_every_tab_gets_the_generated_title(
+    alice: Any, fake_model: ChatModel, fake: FakeProvider, connect: Any
+) -> None:
     from tests.test_chat_socket import send_frame
 
     fake.enqueue(Script(tokens=["Paris is the capital."]))

@@ -13,17 +13,34 @@ from django.utils import timezone
 from chat.models import ChatModel, UsageRecord
 
 
-def usage(user: Any, model: ChatModel | None, when: datetime | None = None, *, tokens: tuple[int, int] = (100, 10),
-          cost: str | None = None, currency: str = "USD", source: str = "chat", **extra: Any) -> UsageRecord:
+def usage(
+    user: Any,
+    model: ChatModel | None,
+    when: datetime | None = None,
+    *,
+    tokens: tuple[int, int] = (100, 10),
+    cost: str | None = None,
+    currency: str = "USD",
+    source: str = "chat",
+    **extra: Any,
+) -> UsageRecord:
     """One answer's record, unsaved. `cost` None: the model had no price."""
     provider = model.provider if model is not None else None
     return UsageRecord(
-        user=user, username=user.get_username(), source=source,
-        model=model, model_name=model.name if model else "gone-model",
-        provider=provider, provider_name=provider.display_name if provider else "",
-        status="complete", input_tokens=tokens[0], output_tokens=tokens[1],
-        cost=Decimal(cost) if cost is not None else None, currency=currency if cost is not None else "",
-        created=when or timezone.now(), **extra,
+        user=user,
+        username=user.get_username(),
+        source=source,
+        model=model,
+        model_name=model.name if model else "gone-model",
+        provider=provider,
+        provider_name=provider.display_name if provider else "",
+        status="complete",
+        input_tokens=tokens[0],
+        output_tokens=tokens[1],
+        cost=Decimal(cost) if cost is not None else None,
+        currency=currency if cost is not None else "",
+        created=when or timezone.now(),
+        **extra,
     )
 
 

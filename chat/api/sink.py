@@ -18,7 +18,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.db import transaction
 
-from chat import cluster, metering, sql, store
+from chat import cluster, metering, response_cache, sql, store
 from chat.generation import Outcome
 from chat.models import ChatModel, Conversation, Message, Role, Source, Status, TitleSource
 from chat.protocol import Frame
@@ -32,8 +32,16 @@ log = logging.getLogger(__name__)
 class ApiSink:
     """Frames for one HTTP response; the usage record (and, if asked, the rows) at the end."""
 
-    def __init__(self, user: Any, model: ChatModel, request: ChatRequest, save_history: bool) -> None:
+    def __init__(
+        self,
+        user: Any,
+        model: ChatModel,
+        request: ChatRequest,
+        save_history: bool,
+        cache: response_cache.Plan = response_cache.OFF,
+    ) -> None:
         self.user = user
+        self.cache = cache
         self.model = model
         self.request = request
         self.save_history = save_history
@@ -70,9 +78,7 @@ class ApiSink:
     async def finish(self, outcome: Outcome) -> None:
         self.outcome = outcome
         saved = self.message_id if self.save_history else None
-        usage = metering.record(
-            self.user, Source.API, self.model, outcome, message_id=saved, cached=outcome.cached
-        )
+        usage = metering.record(self.user, Source.API, self.model, outcome, message_id=saved, cached=outcome.cached)
         if self.save_history:
             await store.finishes.submit((self.message_id, self.conversation_id, outcome, usage))
         elif usage is not None:
@@ -80,6 +86,7 @@ class ApiSink:
 
     def finished(self, outcome: Outcome) -> None:
         warn_if_near_budget(self.user)  # the user's open chat tabs hear it too
+        response_cache.keep_answer(self.cache, outcome)
 
     def closed(self) -> None:
         self.frames.put_nowait(None)

@@ -236,7 +236,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
     except ApiError as exc:
         return _answer_error(exc)
     user = token.user
-    sink = ApiSink(user, entry.model, provider_request, token.save_history)
+    sink = ApiSink(user, entry.model, provider_request, token.save_history, cache)
     job = Job(
         user_id=user.pk,
         conversation_id=sink.conversation_id,
@@ -247,8 +247,6 @@ async def chat_completions(request: HttpRequest) -> HttpResponseBase:
         received_at=received,
         source="api",
         cached=cache.hit,
-        cache_keys=cache.keys,
-        cache_ttl=cache.ttl,
     )
     try:
         registry.start(job, sink, ticket.started, ticket.release)

@@ -181,10 +181,7 @@ def _text(name: str, data: bytes, ext: str) -> Inspected:
     if b"\x00" in data[:65536] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise Invalid(f"{name} is not a text file and not an image or PDF Parley takes.")
     try:
-        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-            text = data.decode("utf-16")
-        else:
-            text = data.decode("utf-8-sig")
+        text = data.decode("utf-16") if data.startswith((b"\xff\xfe", b"\xfe\xff")) else data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise Invalid(f"{name} is not UTF-8 text and not an image or PDF Parley takes.") from None
     if len(text) > limits.DOCUMENT_MAX_CHARS:

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from chat import limits
 from chat.access import access_attachments
@@ -32,7 +32,7 @@ class Refused(Exception):
         self.code, self.message = code, message
 
 
-def for_send(user: AbstractBaseUser, ids: Sequence[str], conversation_id: object | None,
+def for_send(user: User, ids: Sequence[str], conversation_id: object | None,
              model: ChatModel) -> list[Attachment]:
     """The files of a new message, checked for this model (raises NotFound or Refused)."""
     attachments = access_attachments(user, list(ids), conversation_id)
@@ -123,7 +123,7 @@ def _pages(data: bytes) -> int:
 
     try:
         return max(1, len(pypdf.PdfReader(io.BytesIO(data)).pages))
-    except Exception:  # it was read on upload; should it fail now, count it as one page
+    except Exception:  # noqa: BLE001 — it was read on upload; should it fail now, count it as one page
         return 1
 
 

@@ -206,7 +206,9 @@ def _create_hidden(user: Any, head: dict[str, Any], messages: list[dict[str, Any
     )
 
 
-def _write_chunk(conversation: Conversation, chunk: list[tuple[uuid.UUID, uuid.UUID | None, dict[str, Any], Any]]) -> None:
+def _write_chunk(
+    conversation: Conversation, chunk: list[tuple[uuid.UUID, uuid.UUID | None, dict[str, Any], Any]]
+) -> None:
     rows = [
         Message(
             id=new_id, conversation=conversation, parent_id=parent_id, role=m["role"], content=m["content"],
@@ -218,7 +220,7 @@ def _write_chunk(conversation: Conversation, chunk: list[tuple[uuid.UUID, uuid.U
     Message.objects.bulk_create(rows)
     # Messages are ordered by `created`, which auto_now_add gives a whole chunk alike: space
     # them a microsecond apart in export order (bulk_update skips auto_now_add).
-    for row, (_, _, _, created) in zip(rows, chunk):
+    for row, (_, _, _, created) in zip(rows, chunk, strict=True):
         row.created = created
     Message.objects.bulk_update(rows, ["created"])
 
@@ -238,10 +240,10 @@ async def import_conversation(user: Any, doc: object) -> Conversation:
         doc, archive = doc
     head, messages = parse_import(doc)
     file_plans = await asyncio.to_thread(attachment_transfer.plan, user, messages, archive) if any(
-        m["attachments"] for m in messages) else []
+        m["attachments"] for m in messages) else [[] for _ in messages]
     conversation = await database_sync_to_async(_create_hidden)(user, head, messages)
     try:
-        for m, files in zip(messages, file_plans):
+        for m, files in zip(messages, file_plans, strict=True):
             if files:
                 m["kept_attachments"] = await asyncio.to_thread(attachment_transfer.write, user, conversation.id, files)
         now = timezone.now()

@@ -43,11 +43,8 @@ class Job:
     prefix_reasoning: str = ""
     seq_base: int = 0
     source: str = "chat"  # who asked: "chat" (the socket) or "api"
-    # The response cache: a hit is replayed with no upstream call; a complete answer is kept
-    # under `cache_keys` (one per scope it is shared in) for `cache_ttl` seconds.
+    # A hit of the response cache: replayed with no upstream call (the sinks keep new answers).
     cached: Cached | None = None
-    cache_keys: tuple[str, ...] = ()
-    cache_ttl: int = 0
 
 
 def estimate_tokens(text: str) -> int:
@@ -77,7 +74,9 @@ class Outcome:
     cached: bool = False  # answered from the response cache: no upstream call, no cost
 
     def usage_json(self) -> dict[str, Any]:
-        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "estimated": self.usage_estimated}
+        return {
+            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens, "estimated": self.usage_estimated,
+        }
 
     def error_json(self) -> dict[str, str] | None:
         if not self.error_kind:

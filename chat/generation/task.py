@@ -23,7 +23,6 @@ from django.conf import settings
 from chat.generation.job import Cached, Job, Outcome, Sink, estimate_tokens
 from chat.models import Reason, Status
 from chat.protocol import AnswerFrames, Frame
-from chat.response_cache import keep
 from providers import registry as provider_registry
 from providers.base import Done, ErrorKind, Event, FinishReason, ProviderError, ReasoningDelta, TextDelta, Usage
 from providers.streaming import merge_usage
@@ -163,7 +162,9 @@ class Generation:
             self._abandon()
             return None
         self.opened = True
-        message = {**message, "content": self.published_text(), "reasoning": self.published_reasoning(), "seq": self.seq}
+        message = {
+            **message, "content": self.published_text(), "reasoning": self.published_reasoning(), "seq": self.seq,
+        }
         self.sink.publish(self.frames.start(message))
         self._flush()
         return message
@@ -299,16 +300,6 @@ class Generation:
         self.end_frame = self._end_frame(outcome)
         self.sink.publish(self.end_frame)
         self.sink.finished(outcome)
-        self._keep(outcome)
-
-    def _keep(self, outcome: Outcome) -> None:
-        """A complete fresh answer goes into the response cache (off the loop: Redis I/O)."""
-        if not self.job.cache_keys or outcome.cached or outcome.status != Status.COMPLETE:
-            return
-        if outcome.reason not in (Reason.STOP, Reason.LENGTH) or not outcome.content:
-            return
-        answer = Cached(outcome.content, outcome.reasoning, outcome.reason, outcome.input_tokens, outcome.output_tokens)
-        asyncio.get_running_loop().run_in_executor(None, keep, self.job.cache_keys, self.job.cache_ttl, answer)
 
     async def _save_later(self, outcome: Outcome) -> None:
         """Retry a failed final write until the database is back, then announce the saved state."""
@@ -316,7 +307,7 @@ class Generation:
             await asyncio.sleep(wait)
             try:
                 await self.sink.finish(outcome)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 — whatever failed, keep retrying the save
                 log.warning("message %s still not saved: %s", self.message_id, exc)
                 continue
             self.end_frame = self._end_frame(outcome)

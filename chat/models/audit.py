@@ -13,7 +13,9 @@ from django.utils import timezone
 
 class AuditEvent(models.Model):
     created = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     actor_name = models.CharField(max_length=150, blank=True)  # "system" when no one acted
     action = models.CharField(max_length=40, db_index=True)
     target = models.CharField(max_length=200, blank=True)  # "provider openai", "user bob"

@@ -28,7 +28,7 @@ api_name_chars = RegexValidator(r"^[a-z0-9][a-z0-9._:/-]*\Z", "Use lower-case le
 
 
 # The families are declared once, in providers.registry; the choices follow from there.
-Family = models.TextChoices("Family", [(key.upper(), (key, label)) for key, label in registry.choices()])  # type: ignore[misc]
+Family = models.TextChoices("Family", [(key.upper(), (key, label)) for key, label in registry.choices()])  # type: ignore[misc,call-overload]
 
 
 class Provider(models.Model):

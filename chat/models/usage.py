@@ -73,7 +73,9 @@ class Budget(models.Model):
     them), else the one for everyone. A limit left empty is no limit of that kind.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     period = models.CharField(max_length=5, choices=Period.choices, default=Period.MONTH)
     max_tokens = models.PositiveBigIntegerField(

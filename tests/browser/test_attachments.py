@@ -28,19 +28,43 @@ PDF = pdf("Revenue rose 12 percent")
 def module_live(fake_server: FakeProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """alice and bob; a model that sees images for every family, and one that does not."""
     files = tmp_path_factory.mktemp("attachments")
-    server = LiveServer({
-        "PARLEY_USER_MESSAGES_PER_MINUTE": "0", "PARLEY_ATTACHMENTS_DIR": str(files),
-        "PARLEY_ATTACHMENT_MAX_BYTES": "2000000",
-    }).start()
+    server = LiveServer(
+        {
+            "PARLEY_USER_MESSAGES_PER_MINUTE": "0",
+            "PARLEY_ATTACHMENTS_DIR": str(files),
+            "PARLEY_ATTACHMENT_MAX_BYTES": "2000000",
+        }
+    ).start()
     server.create_user("alice", "alice-password-1")
     server.create_user("bob", "bob-password-1")
     for family in FAMILIES:
-        server.manage("provider", "add", f"fake-{family}", "--kind", family, "--base-url",
-                      fake_server.url + wire.FAMILIES[family].base_suffix, "--label", f"Fake {family}",
-                      "--model", f"fake-model=Sees {family}")
+        server.manage(
+            "provider",
+            "add",
+            f"fake-{family}",
+            "--kind",
+            family,
+            "--base-url",
+            fake_server.url + wire.FAMILIES[family].base_suffix,
+            "--label",
+            f"Fake {family}",
+            "--model",
+            f"fake-model=Sees {family}",
+        )
         server.manage("provider", "model", f"fake-{family}", "fake-model", "--vision", "yes")
-    server.manage("provider", "add", "blind", "--kind", "openai", "--base-url", fake_server.url + "/v1",
-                  "--model", "blind-model=Blind Model", "--default", "blind-model")
+    server.manage(
+        "provider",
+        "add",
+        "blind",
+        "--kind",
+        "openai",
+        "--base-url",
+        fake_server.url + "/v1",
+        "--model",
+        "blind-model=Blind Model",
+        "--default",
+        "blind-model",
+    )
     server.manage("provider", "model", "blind", "blind-model", "--vision", "no")
     server.snapshot()
     yield server
@@ -143,8 +167,10 @@ def test_a_model_that_cannot_see_says_so_before_anything_is_uploaded(
     attach(page, ("chart.png", "image/png", PNG))
     note = page.locator("#tray-note")
     note.wait_for()
-    assert note.inner_text() == ("Blind Model cannot take images. Pick a model that can (Sees anthropic, "
-                                 "Sees gemini, Sees ollama or 1 more) to attach chart.png.")
+    assert note.inner_text() == (
+        "Blind Model cannot take images. Pick a model that can (Sees anthropic, "
+        "Sees gemini, Sees ollama or 1 more) to attach chart.png."
+    )
     assert uploads == [] and rows(live, "select count(*) from chat_attachment") == [(0,)]
     # Attached for a model that sees, then switched to one that does not: Send waits, and says why.
     pick(page, "Sees openai")
@@ -163,12 +189,15 @@ def test_a_pasted_screenshot_and_a_dropped_file_are_attached(page: Any, live: Li
     log_in(page, live)
     pick(page, "Sees openai")
     data = list(PNG)
-    page.evaluate("""bytes => {
+    page.evaluate(
+        """bytes => {
         const transfer = new DataTransfer();
         transfer.items.add(new File([new Uint8Array(bytes)], "image.png", {type: "image/png"}));
         const paste = new ClipboardEvent("paste", {clipboardData: transfer, bubbles: true, cancelable: true});
         document.querySelector("#prompt").dispatchEvent(paste);
-    }""", data)
+    }""",
+        data,
+    )
     page.evaluate("""() => {
         const transfer = new DataTransfer();
         transfer.items.add(new File(["# Notes"], "notes.md", {type: "text/markdown"}));
@@ -181,11 +210,14 @@ def test_a_pasted_screenshot_and_a_dropped_file_are_attached(page: Any, live: Li
     assert page.locator("#tray .tray-thumb").count() == 1
 
 
-@pytest.mark.parametrize(("name", "kind", "data", "words"), [
-    ("huge.png", "image/png", noisy_png(2_400_000), "files may be at most 2.0 MB"),
-    ("photo.png", "image/png", b"%PDF-1.4 this is no image", "named like an image but its content is a PDF"),
-    ("broken.png", "image/png", PNG[:70], "could not be read as an image"),
-])
+@pytest.mark.parametrize(
+    ("name", "kind", "data", "words"),
+    [
+        ("huge.png", "image/png", noisy_png(2_400_000), "files may be at most 2.0 MB"),
+        ("photo.png", "image/png", b"%PDF-1.4 this is no image", "named like an image but its content is a PDF"),
+        ("broken.png", "image/png", PNG[:70], "could not be read as an image"),
+    ],
+)
 def test_an_oversized_mistyped_or_malformed_upload_gets_a_clear_error_and_nothing_is_kept(
     page: Any, live: LiveServer, name: str, kind: str, data: bytes, words: str
 ) -> None:
@@ -202,13 +234,16 @@ def test_an_oversized_mistyped_or_malformed_upload_gets_a_clear_error_and_nothin
 def test_an_oversized_upload_refused_by_the_server_says_why(page: Any, live: LiveServer) -> None:
     """The page's own size check aside, the server's refusal reaches the user in plain words."""
     log_in(page, live)
-    status = page.evaluate("""async (size) => {
+    status = page.evaluate(
+        """async (size) => {
         const form = new FormData();
         form.append("file", new File([new Uint8Array(size)], "big.txt"));
         const token = document.cookie.match(/csrftoken=([^;]+)/)?.[1] ?? "";
         const r = await fetch("/api/attachments/", {method: "POST", body: form, headers: {"X-CSRFToken": token}});
         return [r.status, (await r.json()).error];
-    }""", 2_100_000)
+    }""",
+        2_100_000,
+    )
     assert status == [413, "This upload is 2.1 MB; files may be at most 2.0 MB."]
     assert rows(live, "select count(*) from chat_attachment") == [(0,)]
 

@@ -83,7 +83,11 @@ def test_editing_a_question_branches_and_the_old_branch_stays_reachable(
     settled(page, 2)
     assert bodies(page, QUESTION) == ["Capital of France?", "And Spain?"]
     assert bodies(page, ANSWER) == ["Paris.", "Madrid."]
-    assert [m["content"] for m in fake_server.requests[-1].body["messages"]] == ["Capital of France?", "Paris.", "And Spain?"]
+    assert [m["content"] for m in fake_server.requests[-1].body["messages"]] == [
+        "Capital of France?",
+        "Paris.",
+        "And Spain?",
+    ]
     edited = page.locator(QUESTION).nth(1)
     assert edited.locator(".pager-position").inner_text() == "2 / 2"
 
@@ -151,7 +155,9 @@ def test_code_is_highlighted_and_copied_and_tables_links_and_images_render_safel
         "| a | b |\n|---|---|\n| 1 | 2 |\n\n"
         "[site](https://example.com) [bad](javascript:alert(1)) ![x](https://example.com/x.png)\n"
     )
-    fake_server.enqueue(Script(tokens=[answer_text[i:i + 7] for i in range(0, len(answer_text), 7)], tokens_per_second=60))
+    fake_server.enqueue(
+        Script(tokens=[answer_text[i : i + 7] for i in range(0, len(answer_text), 7)], tokens_per_second=60)
+    )
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
     ask(page, "Show me")
@@ -194,9 +200,12 @@ def test_scrolling_up_while_an_answer_streams_keeps_the_reader_where_they_are(
         "() => { const m = document.getElementById('messages'); return m.scrollHeight > m.clientHeight * 3 }"
     )
     # Following: the list is at the bottom while it grows.
-    assert page.evaluate(
-        "() => { const m = document.getElementById('messages'); return m.scrollHeight - m.scrollTop - m.clientHeight }"
-    ) < 60
+    assert (
+        page.evaluate(
+            "() => { const m = document.getElementById('messages'); return m.scrollHeight - m.scrollTop - m.clientHeight }"
+        )
+        < 60
+    )
     page.evaluate("document.getElementById('messages').scrollTop = 100")
     page.wait_for_timeout(600)  # dozens of frames of new text
     assert page.evaluate("document.getElementById('messages').scrollTop") == 100

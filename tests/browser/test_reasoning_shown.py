@@ -14,9 +14,7 @@ from tests.live import LiveServer
 
 # family: (how the provider is added, the model's name in the picker, what the request must carry)
 FAMILIES = {
-    "openai": (
-        "family='openai', preset='vllm', base_url=URL + '/v1'", "Thinker (vLLM)", ("reasoning_effort", "high")
-    ),
+    "openai": ("family='openai', preset='vllm', base_url=URL + '/v1'", "Thinker (vLLM)", ("reasoning_effort", "high")),
     "anthropic": ("family='anthropic', base_url=URL", "Thinker (Claude)", ("thinking", {"type": "adaptive"})),
     "gemini": ("family='gemini', base_url=URL", "Thinker (Gemini)", ("generationConfig", None)),
     "ollama": ("family='ollama', base_url=URL", "Thinker (Ollama)", ("think", "high")),
@@ -53,9 +51,7 @@ def test_the_thinking_of_every_family_is_shown_apart_from_the_answer(
     page.select_option("#model", label=name)
     page.fill("#prompt", "Think first, then answer.")
     page.keyboard.press("Enter")
-    page.wait_for_function(
-        "() => document.querySelector('.message[data-role=assistant][data-status=complete]')"
-    )
+    page.wait_for_function("() => document.querySelector('.message[data-role=assistant][data-status=complete]')")
     answer = page.locator(ANSWER).last
     thinking = answer.locator(".thinking")
     assert thinking.is_visible() and thinking.locator("summary").inner_text() == "Thinking"

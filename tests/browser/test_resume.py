@@ -11,7 +11,9 @@ from tests.live import LiveServer
 WORDS = [f"word{i} " for i in range(80)]
 
 
-def test_reloading_mid_answer_continues_the_answer_seamlessly(page: Any, live: LiveServer, fake_server: FakeProvider) -> None:
+def test_reloading_mid_answer_continues_the_answer_seamlessly(
+    page: Any, live: LiveServer, fake_server: FakeProvider
+) -> None:
     fake_server.enqueue(Script(tokens=WORDS, tokens_per_second=25))
     log_in(page, live)
     page.fill("#prompt", "Count slowly")
@@ -37,8 +39,7 @@ def test_after_a_hard_kill_the_tab_shows_the_saved_text_not_the_unsaved_rest(
     server = LiveServer({"PARLEY_CHECKPOINT_SECONDS": "5", "PARLEY_CHECKPOINT_CHARS": "100000"}).start()
     try:
         server.create_user("alice", "alice-password-1")
-        server.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake_server.url + "/v1",
-                      "--model", "fake-model", "--default", "fake-model")
+        server.add_fake_provider(fake_server.url, default="fake-model")
         fake_server.reset()
         fake_server.enqueue(Script(tokens=[f"w{i} " for i in range(400)], tokens_per_second=40))
         log_in(page, server)
@@ -48,7 +49,8 @@ def test_after_a_hard_kill_the_tab_shows_the_saved_text_not_the_unsaved_rest(
         # Past the first checkpoint (at 5 s, ~200 words) and well beyond it.
         page.wait_for_function(
             "() => (document.querySelectorAll('.message[data-role=assistant] .message-body')[0]?.innerText || '')"
-            ".includes('w300')", timeout=20_000,
+            ".includes('w300')",
+            timeout=20_000,
         )
         server.kill()
         server.start()  # start-up recovery marks the answer incomplete with its checkpoint
@@ -66,8 +68,10 @@ def test_a_message_too_long_to_send_is_refused_in_the_page_and_never_resent(
     sent: list[str] = []
     page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(str(payload))))
     log_in(page, live)
-    page.evaluate("() => { const p = document.querySelector('#prompt'); p.value = 'x'.repeat(600000); "
-                  "p.dispatchEvent(new Event('input', {bubbles: true})); }")
+    page.evaluate(
+        "() => { const p = document.querySelector('#prompt'); p.value = 'x'.repeat(600000); "
+        "p.dispatchEvent(new Event('input', {bubbles: true})); }"
+    )
     page.focus("#prompt")
     page.keyboard.press("Enter")
     page.wait_for_selector("text=longer than 100,000 characters", timeout=10_000)

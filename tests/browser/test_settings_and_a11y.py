@@ -31,15 +31,20 @@ def serious_violations(page: Any) -> list[str]:
     results = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
     return [
         f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
-        for v in results if v["impact"] in ("serious", "critical")
+        for v in results
+        if v["impact"] in ("serious", "critical")
     ]
 
 
 def theme_colors(page: Any) -> tuple[str, str]:
-    return page.evaluate("() => [getComputedStyle(document.body).backgroundColor, getComputedStyle(document.body).color]")
+    return page.evaluate(
+        "() => [getComputedStyle(document.body).backgroundColor, getComputedStyle(document.body).color]"
+    )
 
 
-def test_the_theme_switch_cycles_and_is_remembered_on_the_server_and_in_the_browser(page: Any, live: LiveServer) -> None:
+def test_the_theme_switch_cycles_and_is_remembered_on_the_server_and_in_the_browser(
+    page: Any, live: LiveServer
+) -> None:
     page.emulate_media(color_scheme="light")
     log_in(page, live)
     assert theme_colors(page)[0] == "rgb(255, 255, 255)"
@@ -206,8 +211,17 @@ def test_the_sidebar_collapses_on_a_desktop_and_slides_over_on_a_phone(browser: 
 
 def test_the_model_picker_groups_models_by_provider(page: Any, live: LiveServer, fake_server: FakeProvider) -> None:
     live.manage(
-        "provider", "add", "other", "--kind", "openai", "--base-url", fake_server.url + "/v1",
-        "--label", "Other Lab", "--model", "other-model=Other Model",
+        "provider",
+        "add",
+        "other",
+        "--kind",
+        "openai",
+        "--base-url",
+        fake_server.url + "/v1",
+        "--label",
+        "Other Lab",
+        "--model",
+        "other-model=Other Model",
     )
     log_in(page, live)
     groups = page.eval_on_selector_all(

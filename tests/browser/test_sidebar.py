@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from tests.chromium import log_in
 from tests.fakeprovider import FakeProvider, Script
 from tests.live import LiveServer
@@ -13,10 +12,14 @@ from tests.live import LiveServer
 
 def seed(live: LiveServer, script: str) -> None:
     """Run ORM code in the live server's database (conversations for alice, mostly)."""
-    live.manage("shell", "-c", "from django.contrib.auth.models import User\n"
-                "from chat.models import Conversation, Message\n"
-                "from django.utils import timezone\nfrom datetime import timedelta\n"
-                "alice = User.objects.get(username='alice')\n" + script)
+    live.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User\n"
+        "from chat.models import Conversation, Message\n"
+        "from django.utils import timezone\nfrom datetime import timedelta\n"
+        "alice = User.objects.get(username='alice')\n" + script,
+    )
 
 
 def titles(page: Any) -> list[str]:
@@ -65,7 +68,9 @@ def test_conversations_are_grouped_by_date_with_pinned_on_top_and_can_be_pinned(
     assert not page.console_errors, page.console_errors
 
 
-def test_a_conversation_that_gets_a_message_moves_to_today(page: Any, live: LiveServer, fake_server: FakeProvider) -> None:
+def test_a_conversation_that_gets_a_message_moves_to_today(
+    page: Any, live: LiveServer, fake_server: FakeProvider
+) -> None:
     seed(live, SEED_DATES)
     fake_server.enqueue(Script(tokens=["Still here."]))
     log_in(page, live)
@@ -100,7 +105,10 @@ def test_a_conversation_is_renamed_inline_with_enter_and_esc_cancels(page: Any, 
 
 
 def test_a_deleted_conversation_can_be_brought_back_with_undo(page: Any, live: LiveServer) -> None:
-    seed(live, "Conversation.objects.create(owner=alice, title='Keep'); Conversation.objects.create(owner=alice, title='Doomed')")
+    seed(
+        live,
+        "Conversation.objects.create(owner=alice, title='Keep'); Conversation.objects.create(owner=alice, title='Doomed')",
+    )
     log_in(page, live)
     open_menu(page, "Doomed")
     page.get_by_role("menuitem", name="Delete").click()
@@ -120,7 +128,9 @@ def test_a_deleted_conversation_can_be_brought_back_with_undo(page: Any, live: L
     assert titles(page) == ["Keep"]
 
 
-def test_deleting_the_open_conversation_goes_to_a_new_chat(page: Any, live: LiveServer, fake_server: FakeProvider) -> None:
+def test_deleting_the_open_conversation_goes_to_a_new_chat(
+    page: Any, live: LiveServer, fake_server: FakeProvider
+) -> None:
     fake_server.enqueue(Script(tokens=["Hi", " there"]))
     log_in(page, live)
     page.fill("#prompt", "Say hi")
@@ -134,12 +144,15 @@ def test_deleting_the_open_conversation_goes_to_a_new_chat(page: Any, live: Live
 
 
 def test_search_finds_message_text_and_esc_clears_it(page: Any, live: LiveServer) -> None:
-    seed(live, """
+    seed(
+        live,
+        """
 c = Conversation.objects.create(owner=alice, title='Kitchen')
 Message.objects.create(conversation=c, role='user', content='How long to boil an egg?')
 Conversation.objects.create(owner=alice, title='Trip to Lisbon')
 Conversation.objects.create(owner=alice, title='Taxes')
-""")
+""",
+    )
     log_in(page, live)
     page.keyboard.press("Control+k")
     search = page.get_by_role("searchbox", name="Search conversations")
@@ -149,7 +162,9 @@ Conversation.objects.create(owner=alice, title='Taxes')
     assert titles(page) == ["Kitchen"] and groups(page) == ["Search results"]
     assert "1 conversations match" in page.locator("#search-status").inner_text()
     search.fill("lisbon")
-    page.wait_for_function("() => document.querySelector('#conversations a.conversation')?.innerText === 'Trip to Lisbon'")
+    page.wait_for_function(
+        "() => document.querySelector('#conversations a.conversation')?.innerText === 'Trip to Lisbon'"
+    )
     search.fill("zebra")
     page.get_by_text("No conversations match").first.wait_for()
     search.press("Escape")
@@ -160,13 +175,16 @@ Conversation.objects.create(owner=alice, title='Taxes')
 
 
 def test_long_lists_page_in_with_load_more(page: Any, live: LiveServer) -> None:
-    seed(live, """
+    seed(
+        live,
+        """
 now = timezone.now()
 rows = Conversation.objects.bulk_create([Conversation(owner=alice, title=f'chat {i:03}') for i in range(120)])
 for i, c in enumerate(rows):
     c.updated = now - timedelta(minutes=i)
 Conversation.objects.bulk_update(rows, ['updated'])
-""")
+""",
+    )
     log_in(page, live)
     assert len(titles(page)) == 50
     page.get_by_role("button", name="Load more").click()
@@ -214,8 +232,19 @@ def test_a_generated_title_reaches_the_sidebar_and_the_tab_title_without_a_reloa
     try:
         server.create_user("alice", "alice-password-1")
         server.manage(
-            "provider", "add", "fake", "--kind", "openai", "--base-url", fake_server.url + "/v1",
-            "--label", "Fake Lab", "--model", "fake-model=Fake Model", "--default", "fake-model",
+            "provider",
+            "add",
+            "fake",
+            "--kind",
+            "openai",
+            "--base-url",
+            fake_server.url + "/v1",
+            "--label",
+            "Fake Lab",
+            "--model",
+            "fake-model=Fake Model",
+            "--default",
+            "fake-model",
         )
         fake_server.enqueue(Script(tokens=["Four."]))
         fake_server.enqueue(Script(tokens=["Simple", " arithmetic"]))
@@ -223,7 +252,9 @@ def test_a_generated_title_reaches_the_sidebar_and_the_tab_title_without_a_reloa
         page.fill("#prompt", "what is two plus two")
         page.keyboard.press("Enter")
         page.wait_for_selector('.message[data-role="assistant"][data-status="complete"]')
-        page.wait_for_function("() => document.querySelector('#conversations a.conversation')?.innerText === 'Simple arithmetic'")
+        page.wait_for_function(
+            "() => document.querySelector('#conversations a.conversation')?.innerText === 'Simple arithmetic'"
+        )
         assert page.title() == "Simple arithmetic · Parley"
     finally:
         server.stop()

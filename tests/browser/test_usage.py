@@ -49,13 +49,29 @@ def module_live(fake_server: FakeProvider) -> Iterator[LiveServer]:
     process (here: a test's shell); 0 makes the server see a new budget at once. Two
     answers at once per user, so a third is refused.
     """
-    server = LiveServer({"PARLEY_USER_MESSAGES_PER_MINUTE": "0", "PARLEY_CATALOG_CACHE_SECONDS": "0",
-                         "PARLEY_USER_MAX_ACTIVE_GENERATIONS": "2"}).start()
+    server = LiveServer(
+        {
+            "PARLEY_USER_MESSAGES_PER_MINUTE": "0",
+            "PARLEY_CATALOG_CACHE_SECONDS": "0",
+            "PARLEY_USER_MAX_ACTIVE_GENERATIONS": "2",
+        }
+    ).start()
     server.create_user("alice", "alice-password-1")
     server.create_user("root", "root-password-1", superuser=True)
     server.manage(
-        "provider", "add", "fake", "--kind", "openai", "--base-url", fake_server.url + "/v1",
-        "--label", "Fake Lab", "--model", "fake-model=Fake Model", "--default", "fake-model",
+        "provider",
+        "add",
+        "fake",
+        "--kind",
+        "openai",
+        "--base-url",
+        fake_server.url + "/v1",
+        "--label",
+        "Fake Lab",
+        "--model",
+        "fake-model=Fake Model",
+        "--default",
+        "fake-model",
     )
     server.manage("shell", "-c", SEED)
     server.snapshot()
@@ -73,13 +89,17 @@ def a11y_page(browser: Any) -> Iterator[Any]:
 
 
 def table_cells(page: Any, name: str) -> list[list[str]]:
-    return page.evaluate("""(name) => [...document.querySelectorAll(`table[data-table="${name}"] tr`)]
-        .map((tr) => [...tr.children].map((c) => c.textContent.trim()))""", name)
+    return page.evaluate(
+        """(name) => [...document.querySelectorAll(`table[data-table="${name}"] tr`)]
+        .map((tr) => [...tr.children].map((c) => c.textContent.trim()))""",
+        name,
+    )
 
 
 def chart_state(page: Any, name: str) -> dict[str, Any]:
     """What Chart.js holds for a chart, and how many of its canvas's pixels are painted."""
-    return page.evaluate("""(name) => {
+    return page.evaluate(
+        """(name) => {
         const canvas = document.querySelector(`canvas[data-chart="${name}"]`);
         const chart = Chart.getChart(canvas);
         const { data } = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
@@ -87,7 +107,9 @@ def chart_state(page: Any, name: str) -> dict[str, Any]:
         for (let i = 3; i < data.length; i += 4) if (data[i] > 0) painted++;
         return { labels: chart.data.labels, datasets: chart.data.datasets.map((d) => ({label: d.label, data: d.data,
           color: d.backgroundColor})), tick: chart.options.scales.x.ticks.color, painted };
-    }""", name)
+    }""",
+        name,
+    )
 
 
 def open_usage(page: Any, live: LiveServer) -> None:
@@ -98,8 +120,10 @@ def open_usage(page: Any, live: LiveServer) -> None:
     getattr(page, "console_errors", []).clear()
     page.get_by_role("link", name="Usage and cost").click()
     page.wait_for_url("**/admin/usage/**")
-    page.wait_for_function("() => document.querySelectorAll('canvas[data-chart]').length === 5"
-                           " && [...document.querySelectorAll('canvas[data-chart]')].every((c) => Chart.getChart(c))")
+    page.wait_for_function(
+        "() => document.querySelectorAll('canvas[data-chart]').length === 5"
+        " && [...document.querySelectorAll('canvas[data-chart]')].every((c) => Chart.getChart(c))"
+    )
     page.wait_for_timeout(400)  # the bars' short entrance animation
 
 
@@ -133,9 +157,11 @@ def test_each_csv_download_holds_the_rows_its_table_shows(page: Any, live: LiveS
         exported = list(csv.reader(io.StringIO(path.read_text())))
         shown = table_cells(page, name)
         assert exported[0] == shown[0], name
-        assert [[c for c in row] for row in exported[1:]] == [
-            [cell.replace(",", "") if not head.startswith("Cost") else _cost(cell, raw)
-             for head, cell, raw in zip(shown[0], row, exp, strict=True)]
+        assert [list(row) for row in exported[1:]] == [
+            [
+                cell.replace(",", "") if not head.startswith("Cost") else _cost(cell, raw)
+                for head, cell, raw in zip(shown[0], row, exp, strict=True)
+            ]
             for row, exp in zip(shown[1:], exported[1:], strict=True)
         ], name
 
@@ -167,8 +193,12 @@ def test_the_usage_page_reads_well_in_both_themes_and_follows_the_switch(a11y_pa
 
 
 def test_the_settings_page_shows_a_users_own_usage_and_is_axe_clean(a11y_page: Any, live: LiveServer) -> None:
-    live.manage("shell", "-c", "from django.contrib.auth.models import User; from chat.models import Budget; "
-                               "Budget.objects.create(user=User.objects.get(username='alice'), period='day', max_tokens=1000)")
+    live.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User; from chat.models import Budget; "
+        "Budget.objects.create(user=User.objects.get(username='alice'), period='day', max_tokens=1000)",
+    )
     page = a11y_page
     log_in(page, live)
     page.goto(live.url + "/settings/")
@@ -182,8 +212,12 @@ def test_the_settings_page_shows_a_users_own_usage_and_is_axe_clean(a11y_page: A
 def test_a_nearly_spent_budget_is_announced_and_a_used_up_one_refuses_the_next_message(
     page: Any, live: LiveServer, fake_server: FakeProvider
 ) -> None:
-    live.manage("shell", "-c", "from django.contrib.auth.models import User; from chat.models import Budget; "
-                               "Budget.objects.create(user=User.objects.get(username='alice'), period='day', max_tokens=40)")
+    live.manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import User; from chat.models import Budget; "
+        "Budget.objects.create(user=User.objects.get(username='alice'), period='day', max_tokens=40)",
+    )
     fake_server.enqueue(Script(tokens=["First ", "answer."], usage=(20, 14)))  # 34 of 40: 85 %
     fake_server.enqueue(Script(tokens=["Second ", "answer."], usage=(30, 10)))  # crosses it, and finishes
     log_in(page, live)
@@ -226,7 +260,9 @@ def test_a_third_answer_at_once_is_refused_in_plain_words_and_the_text_is_kept(
     for text in ("First long question", "Second long question"):
         page.fill("#prompt", text)
         page.keyboard.press("Enter")
-        page.wait_for_function("() => document.querySelector('.message[data-role=assistant]')?.innerText.includes('w1')")
+        page.wait_for_function(
+            "() => document.querySelector('.message[data-role=assistant]')?.innerText.includes('w1')"
+        )
         page.click("#new-chat")
     page.fill("#prompt", "A third one at once")
     page.keyboard.press("Enter")

@@ -44,5 +44,3 @@ def context(chromium: Any) -> Iterator[Any]:
     ctx = chromium.new_context(viewport={"width": 1280, "height": 800})
     yield ctx
     ctx.close()
-
-

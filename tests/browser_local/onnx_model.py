@@ -32,8 +32,15 @@ TINY_NAME = "tiny-random-llama-ONNX"
 TINY = CACHE / TINY_NAME
 # torch 2.13.0 is the CPU build on this machine's disk; a looser pin would pull a CUDA build.
 REQUIREMENTS = [
-    "torch==2.13.0", "transformers==4.57.6", "optimum-onnx==0.1.0", "optimum==2.1.0", "gguf==0.19.0",
-    "onnx==1.23.2", "onnxruntime==1.32.0", "onnx-ir==1.1.0", "accelerate==1.10.1",
+    "torch==2.13.0",
+    "transformers==4.57.6",
+    "optimum-onnx==0.1.0",
+    "optimum==2.1.0",
+    "gguf==0.19.0",
+    "onnx==1.23.2",
+    "onnxruntime==1.32.0",
+    "onnx-ir==1.1.0",
+    "accelerate==1.10.1",
 ]
 # Bump when the export changes, so a cached older build is made again.
 BUILD = "2"

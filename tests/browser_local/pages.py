@@ -59,7 +59,8 @@ def finished(page: Any, count: int, timeout: float = 120_000) -> None:
           const answers = document.querySelectorAll('.message[data-role=assistant]');
           return answers.length === n && ![...answers].some((a) => a.dataset.status === 'streaming');
         }""",
-        arg=count, timeout=timeout,
+        arg=count,
+        timeout=timeout,
     )
 
 

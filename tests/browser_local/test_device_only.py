@@ -89,10 +89,14 @@ def test_a_device_only_chat_reads_a_text_file_here_and_refuses_what_needs_the_se
     page.check("#device-only")
     page.set_input_files("#attach-input", [{"name": "photo.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n"}])
     assert "runs in your browser and cannot see images" in page.locator("#tray-note").inner_text()
-    page.set_input_files("#attach-input", [{"name": "report.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4"}])
+    page.set_input_files(
+        "#attach-input", [{"name": "report.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4"}]
+    )
     assert "kept on this device only, so report.pdf cannot go to the server" in page.locator("#tray-note").inner_text()
-    page.set_input_files("#attach-input", [{"name": "notes.txt", "mimeType": "text/plain",
-                                            "buffer": f"The password is {SECRET}.".encode()}])
+    page.set_input_files(
+        "#attach-input",
+        [{"name": "notes.txt", "mimeType": "text/plain", "buffer": f"The password is {SECRET}.".encode()}],
+    )
     page.wait_for_function("() => document.querySelector('#tray .tray-item[data-state=ready]')")
     ask(page, "What is the password?")
     finished(page, 1)
@@ -104,9 +108,7 @@ def test_a_device_only_chat_reads_a_text_file_here_and_refuses_what_needs_the_se
     page.close()
 
 
-def test_an_in_browser_model_in_a_saved_chat_reads_an_uploaded_documents_text(
-    context: Any, server: LiveServer
-) -> None:
+def test_an_in_browser_model_in_a_saved_chat_reads_an_uploaded_documents_text(context: Any, server: LiveServer) -> None:
     """Not kept on this device: the file is uploaded and read by the server, and the page hands
     its text to the in-browser model (GET …/text/); the saved question keeps the file."""
     page = context.new_page()
@@ -115,8 +117,9 @@ def test_an_in_browser_model_in_a_saved_chat_reads_an_uploaded_documents_text(
         log_in(page, server)
     consent_given(page)
     traffic = Traffic(page)
-    page.set_input_files("#attach-input", [{"name": "plan.md", "mimeType": "text/markdown",
-                                            "buffer": b"# Plan\nShip on Friday."}])
+    page.set_input_files(
+        "#attach-input", [{"name": "plan.md", "mimeType": "text/markdown", "buffer": b"# Plan\nShip on Friday."}]
+    )
     page.wait_for_function("() => document.querySelector('#tray .tray-item[data-state=ready]')")
     ask(page, "When do we ship?")
     finished(page, 1)

@@ -33,7 +33,7 @@ def static_url() -> Iterator[str]:
 def js(chromium: Any, static_url: str) -> Iterator[Any]:
     page = chromium.new_page()
     page.goto(static_url + "/parley/")
-    yield lambda script: page.evaluate(script)
+    yield page.evaluate
     page.close()
 
 
@@ -59,20 +59,30 @@ const collect = async (gen) => { const out = []; for await (const e of gen) out.
 
 
 def test_webllm_chunks_become_deltas_then_an_end_with_usage(js: Any) -> None:
-    events = js(FAKE_WEBLLM + """
+    events = js(
+        FAKE_WEBLLM
+        + """
       (async () => {
         const { generate } = await import("/parley/engines/webllm.js");
         const engine = chunks(["Par", "is", "."], "stop", -1);
         engine.controller = new AbortController();
         return collect(generate(engine, [{role: "user", content: "hi"}], {}, engine.controller.signal));
-      })()""")
+      })()"""
+    )
     assert [e["text"] for e in events if e["type"] == "delta"] == ["Par", "is", "."]
-    assert events[-1] == {"type": "end", "status": "complete", "reason": "stop",
-                          "usage": {"input_tokens": 7, "output_tokens": 3}, "error": None}
+    assert events[-1] == {
+        "type": "end",
+        "status": "complete",
+        "reason": "stop",
+        "usage": {"input_tokens": 7, "output_tokens": 3},
+        "error": None,
+    }
 
 
 def test_webllm_length_and_stop_map_to_protocol_reasons(js: Any) -> None:
-    ends = js(FAKE_WEBLLM + """
+    ends = js(
+        FAKE_WEBLLM
+        + """
       (async () => {
         const { generate } = await import("/parley/engines/webllm.js");
         const long = chunks(["a", "b"], "length", -1); long.controller = new AbortController();
@@ -80,7 +90,8 @@ def test_webllm_length_and_stop_map_to_protocol_reasons(js: Any) -> None:
         const a = await collect(generate(long, [], {}, long.controller.signal));
         const b = await collect(generate(stopped, [], {}, stopped.controller.signal));
         return [a.at(-1), b.at(-1), stopped.interrupted, b.filter(e => e.type === "delta").length];
-      })()""")
+      })()"""
+    )
     assert (ends[0]["status"], ends[0]["reason"]) == ("complete", "length")
     assert (ends[1]["status"], ends[1]["reason"]) == ("incomplete", "stopped")
     assert ends[2] is True and ends[3] == 2  # interrupted, and the text before Stop was kept
@@ -134,7 +145,9 @@ const collect = async (gen) => { const out = []; for await (const e of gen) out.
 
 
 def test_transformers_worker_messages_become_answer_events(js: Any) -> None:
-    result = js(FAKE_WORKER + """
+    result = js(
+        FAKE_WORKER
+        + """
       (async () => {
         const { generate, repoId } = await import("/parley/engines/transformers.js");
         const worker = new FakeWorker({generate: (w) => {
@@ -143,16 +156,24 @@ def test_transformers_worker_messages_become_answer_events(js: Any) -> None:
         }});
         const events = await collect(generate(worker, [{role: "user", content: "hi"}], {temperature: 0}, new AbortController().signal));
         return {events, posted: worker.posted, repo: repoId("https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct")};
-      })()""")
+      })()"""
+    )
     assert [e["text"] for e in result["events"] if e["type"] == "delta"] == ["Paris", " is."]
-    assert result["events"][-1] == {"type": "end", "status": "complete", "reason": "stop",
-                                    "usage": {"output_tokens": 2}, "error": None}
+    assert result["events"][-1] == {
+        "type": "end",
+        "status": "complete",
+        "reason": "stop",
+        "usage": {"output_tokens": 2},
+        "error": None,
+    }
     assert result["posted"][0]["type"] == "generate" and result["posted"][0]["temperature"] == 0
     assert result["repo"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
 
 
 def test_transformers_stop_interrupts_the_worker_and_keeps_the_text(js: Any) -> None:
-    result = js(FAKE_WORKER + """
+    result = js(
+        FAKE_WORKER
+        + """
       (async () => {
         const { generate } = await import("/parley/engines/transformers.js");
         const worker = new FakeWorker({
@@ -163,19 +184,23 @@ def test_transformers_stop_interrupts_the_worker_and_keeps_the_text(js: Any) -> 
         const out = [];
         for await (const e of generate(worker, [], {}, stop.signal)) { out.push(e); if (e.type === "delta") stop.abort(); }
         return {out, posted: worker.posted.map(m => m.type)};
-      })()""")
+      })()"""
+    )
     assert result["posted"] == ["generate", "interrupt"]
     assert result["out"][0]["text"] == "Once upon"
     assert (result["out"][-1]["status"], result["out"][-1]["reason"]) == ("incomplete", "stopped")
 
 
 def test_transformers_worker_error_ends_with_a_plain_message(js: Any) -> None:
-    end = js(FAKE_WORKER + """
+    end = js(
+        FAKE_WORKER
+        + """
       (async () => {
         const { generate } = await import("/parley/engines/transformers.js");
         const worker = new FakeWorker({generate: (w) => w.emit({type: "error", message: "no wasm backend"})});
         return (await collect(generate(worker, [], {}, new AbortController().signal))).at(-1);
-      })()""")
+      })()"""
+    )
     assert end["status"] == "error" and "no wasm backend" in end["error"]["message"]
 
 
@@ -226,7 +251,11 @@ def test_a_webllm_model_without_a_compiled_library_is_refused_with_the_reason(js
         catch (e) { refused = [e.constructor.name, e.message]; }
         return {mine, refused};
       })()""")
-    assert result["mine"] == {"model_id": "Known-MLC", "model": "http://127.0.0.1:9/mlc-ai/Known-MLC", "model_lib": "lib.wasm"}
+    assert result["mine"] == {
+        "model_id": "Known-MLC",
+        "model": "http://127.0.0.1:9/mlc-ai/Known-MLC",
+        "model_lib": "lib.wasm",
+    }
     assert result["refused"][0] == "Unavailable" and "no compiled model library" in result["refused"][1]
 
 

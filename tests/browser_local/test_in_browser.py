@@ -62,9 +62,7 @@ def test_smollm2_answers_in_the_page_and_the_exchange_is_saved(context: Any, ser
     page.close()
 
 
-def test_stop_ends_an_in_browser_answer_within_a_second_and_keeps_the_text(
-    context: Any, server: LiveServer
-) -> None:
+def test_stop_ends_an_in_browser_answer_within_a_second_and_keeps_the_text(context: Any, server: LiveServer) -> None:
     page = context.new_page()
     page.goto(server.url + "/chat/")
     if "/accounts/login/" in page.url:

@@ -97,7 +97,8 @@ def test_regenerate_edit_and_continue_work_on_in_browser_answers_with_the_same_p
     page.wait_for_function(
         "(n) => { const a = document.querySelector('.message[data-role=assistant]');"
         " return a.dataset.status !== 'streaming' && a.querySelector('.message-body').innerText.length > n; }",
-        arg=len(before["content"]), timeout=120_000,
+        arg=len(before["content"]),
+        timeout=120_000,
     )
     stored = saved_messages(page, conversation)
     assert len(stored) == 2 and stored[1]["id"] == before["id"]
@@ -130,20 +131,19 @@ def test_regenerate_edit_and_continue_work_on_in_browser_answers_with_the_same_p
     page.close()
 
 
-def test_an_answer_the_server_refuses_to_save_stays_on_screen_and_says_why(
-    context: Any, server: LiveServer
-) -> None:
+def test_an_answer_the_server_refuses_to_save_stays_on_screen_and_says_why(context: Any, server: LiveServer) -> None:
     page = context.new_page()
     page.goto(server.url + "/chat/")
     if "/accounts/login/" in page.url:
         log_in(page, server)
     consent_given(page)
     page.select_option("#model", label=MODEL)  # agreed to before: the page loads it at once
-    page.wait_for_function("() => document.getElementById('local-status').innerText.includes('ready')",
-                           timeout=60_000)
+    page.wait_for_function("() => document.getElementById('local-status').innerText.includes('ready')", timeout=60_000)
     # The admin disables the model while the page still has it loaded.
-    toggle = ("from chat.models import BrowserModel; "
-              "BrowserModel.objects.filter(weights_url__startswith='bundled:').update(enabled={})")
+    toggle = (
+        "from chat.models import BrowserModel; "
+        "BrowserModel.objects.filter(weights_url__startswith='bundled:').update(enabled={})"
+    )
     server.manage("shell", "-c", toggle.format(False))
     try:
         ask(page, "What is the capital of France? Answer in one sentence.")

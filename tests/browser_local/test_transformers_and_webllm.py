@@ -61,13 +61,17 @@ def server(weights_host: str) -> Iterator[LiveServer]:
     live = LiveServer({"PARLEY_BROWSER_MODEL_HOSTS": weights_host}).start()
     live.create_user("alice", "alice-password-1")
     size = sum(f.stat().st_size for f in onnx_model.MODEL.rglob("*") if f.is_file())
-    live.manage("shell", "-c", (
-        "from chat.models import BrowserModel\n"
-        f"BrowserModel.objects.create(engine='transformers', display_name={TRANSFORMERS!r}, size_bytes={size},"
-        f" weights_url={weights_host + '/' + onnx_model.NAME!r}, licence='Apache-2.0')\n"
-        f"BrowserModel.objects.create(engine='webllm', display_name={WEBLLM!r}, size_bytes=376000000,"
-        f" weights_url={weights_host + '/mlc-ai/' + WEBLLM_ID!r}, licence='Apache-2.0')\n"
-    ))
+    live.manage(
+        "shell",
+        "-c",
+        (
+            "from chat.models import BrowserModel\n"
+            f"BrowserModel.objects.create(engine='transformers', display_name={TRANSFORMERS!r}, size_bytes={size},"
+            f" weights_url={weights_host + '/' + onnx_model.NAME!r}, licence='Apache-2.0')\n"
+            f"BrowserModel.objects.create(engine='webllm', display_name={WEBLLM!r}, size_bytes=376000000,"
+            f" weights_url={weights_host + '/mlc-ai/' + WEBLLM_ID!r}, licence='Apache-2.0')\n"
+        ),
+    )
     yield live
     live.stop()
 
@@ -165,7 +169,8 @@ def test_webllm_on_a_webgpu_adapter_starts_loading_and_fails_clearly_without_wei
     page.select_option("#model", label=WEBLLM)
     # Agreed to before (consent_given), so the page starts loading it at once, and says why it failed.
     page.wait_for_function(
-        "() => document.getElementById('local-status').innerText.includes('could not be downloaded')", timeout=60_000)
+        "() => document.getElementById('local-status').innerText.includes('could not be downloaded')", timeout=60_000
+    )
     assert "unavailable here" not in page.inner_text("#local-status")  # the adapter is there
     ask(page, "Hello?")
     page.wait_for_selector(f'{ANSWER}[data-status="error"]', timeout=120_000)

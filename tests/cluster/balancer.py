@@ -67,9 +67,7 @@ class Balancer:
         self.dir = tempfile.mkdtemp(prefix="parley-nginx-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        servers = "\n".join(
-            f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=3s;" for p in backend_ports
-        )
+        servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=3s;" for p in backend_ports)
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
         self.conf = os.path.join(self.dir, "nginx.conf")
@@ -82,7 +80,8 @@ class Balancer:
             raise RuntimeError(f"nginx refused its configuration:\n{check.stderr}")
         self.process = subprocess.Popen(
             [NGINX, "-c", self.conf, "-p", self.dir, "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
         return self

@@ -22,7 +22,7 @@ import websockets
 from bench.relay import model_id
 from tests.cluster.balancer import Balancer, require_nginx
 from tests.fakeprovider import FakeProvider
-from tests.live import LiveServer, free_port, fresh_postgres, drop_postgres, wait_for_port
+from tests.live import LiveServer, drop_postgres, free_port, fresh_postgres, wait_for_port
 from tests.test_postgres_redis import PG, REDIS, require
 
 
@@ -75,8 +75,12 @@ def start_deployment(fake: FakeProvider, processes: int = 2, redis: str = REDIS,
     require_nginx()
     database = fresh_postgres(PG + "/postgres")
     shared = {
-        "DATABASE_URL": database, "REDIS_URL": redis, "PARLEY_CACHE_PREFIX": f"t{uuid.uuid4().hex[:10]}",
-        "PARLEY_PROXY_COUNT": "1", "PARLEY_USER_MESSAGES_PER_MINUTE": "0", **env,
+        "DATABASE_URL": database,
+        "REDIS_URL": redis,
+        "PARLEY_CACHE_PREFIX": f"t{uuid.uuid4().hex[:10]}",
+        "PARLEY_PROXY_COUNT": "1",
+        "PARLEY_USER_MESSAGES_PER_MINUTE": "0",
+        **env,
     }
     servers = [LiveServer(shared) for _ in range(processes)]
     servers[0].manage("migrate", "--noinput")
@@ -84,8 +88,7 @@ def start_deployment(fake: FakeProvider, processes: int = 2, redis: str = REDIS,
         server.start(migrate=False)
     balancer = Balancer([s.port for s in servers]).start()
     deployment = Deployment(servers, balancer, database, redis, extra=shared)
-    deployment.manage("provider", "add", "fake", "--kind", "openai", "--base-url", fake.url + "/v1",
-                      "--model", "fake-model", "--default", "fake-model")
+    servers[0].add_fake_provider(fake.url, default="fake-model")
     deployment.model = model_id(servers[0])
     return deployment
 
@@ -112,8 +115,9 @@ class Socket:
 
     @classmethod
     async def open(cls, url: str, cookie: str) -> Socket:
-        ws = await websockets.connect(url.replace("http", "ws") + "/ws/chat/", max_size=None,
-                                      additional_headers={"Cookie": cookie, "Origin": url})
+        ws = await websockets.connect(
+            url.replace("http", "ws") + "/ws/chat/", max_size=None, additional_headers={"Cookie": cookie, "Origin": url}
+        )
         hello = json.loads(await ws.recv())
         assert hello["type"] == "hello", hello
         return cls(ws, hello.get("server", ""))
@@ -154,7 +158,8 @@ class PrivateRedis:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_for_port(self.port)
         return self

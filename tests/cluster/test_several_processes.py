@@ -144,8 +144,9 @@ async def test_redis_stopping_mid_answer_degrades_and_everything_recovers_when_i
 
 async def test_the_server_wide_cap_and_per_user_limits_hold_across_processes(fake_server: FakeProvider) -> None:
     fake_server.reset()
-    d = start_deployment(fake_server, processes=2, PARLEY_MAX_ACTIVE_GENERATIONS="2",
-                         PARLEY_USER_MAX_ACTIVE_GENERATIONS="1")
+    d = start_deployment(
+        fake_server, processes=2, PARLEY_MAX_ACTIVE_GENERATIONS="2", PARLEY_USER_MAX_ACTIVE_GENERATIONS="1"
+    )
     try:
         fake_server.set_default(Script(tokens=SLOW, tokens_per_second=10))
         here, there = await two_devices(d)
@@ -168,7 +169,9 @@ async def test_the_server_wide_cap_and_per_user_limits_hold_across_processes(fak
 
 
 @pytest.mark.parametrize("processes", [3])
-async def test_three_processes_share_one_answer_between_a_users_devices(fake_server: FakeProvider, processes: int) -> None:
+async def test_three_processes_share_one_answer_between_a_users_devices(
+    fake_server: FakeProvider, processes: int
+) -> None:
     fake_server.reset()
     d = start_deployment(fake_server, processes=processes)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from tests.fakeprovider.server import FakeProvider, Script
 
@@ -42,12 +43,10 @@ def main() -> None:
             usage=(12, args.tokens),
         )
     )
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         fake.serve_forever(
             lambda: print(f"fake provider on {fake.url} (OpenAI base {fake.url}/v1)", flush=True)
         )
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

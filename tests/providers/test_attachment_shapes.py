@@ -42,7 +42,8 @@ def ask(*parts: Any, text: str = "what is this") -> ChatRequest:
     return ChatRequest(
         model="fake-model",
         messages=(
-            ChatMessage("user", "earlier question"), ChatMessage("assistant", "earlier answer"),
+            ChatMessage("user", "earlier question"),
+            ChatMessage("assistant", "earlier answer"),
             ChatMessage("user", text, tuple(parts)),
         ),
     )
@@ -68,17 +69,30 @@ async def test_an_image_and_a_document_arrive_in_the_familys_own_shape(fake: Fak
     turn = last_turn(family, fake.requests[-1].body)
     notes = '<document name="notes.md">\n# Notes\nbuy milk\n</document>'
     expected = {
-        "openai": {"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(PNG)}"}},
-            {"type": "text", "text": notes}, {"type": "text", "text": "what is this"},
-        ]},
-        "anthropic": {"role": "user", "content": [
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": b64(PNG)}},
-            {"type": "text", "text": notes}, {"type": "text", "text": "what is this"},
-        ]},
-        "gemini": {"role": "user", "parts": [
-            {"inline_data": {"mime_type": "image/png", "data": b64(PNG)}}, {"text": notes}, {"text": "what is this"},
-        ]},
+        "openai": {
+            "role": "user",
+            "content": [
+                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(PNG)}"}},
+                {"type": "text", "text": notes},
+                {"type": "text", "text": "what is this"},
+            ],
+        },
+        "anthropic": {
+            "role": "user",
+            "content": [
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": b64(PNG)}},
+                {"type": "text", "text": notes},
+                {"type": "text", "text": "what is this"},
+            ],
+        },
+        "gemini": {
+            "role": "user",
+            "parts": [
+                {"inline_data": {"mime_type": "image/png", "data": b64(PNG)}},
+                {"text": notes},
+                {"text": "what is this"},
+            ],
+        },
         "ollama": {"role": "user", "content": f"{notes}\n\nwhat is this", "images": [b64(PNG)]},
     }
     assert turn == expected[family.name]
@@ -88,8 +102,11 @@ async def test_turns_without_attachments_stay_plain_strings(fake: FakeProvider, 
     await answer(family, fake, ask(IMAGE))
     body = fake.requests[-1].body
     first = body["contents"][0] if family.name == "gemini" else body["messages"][0]
-    assert first == ({"role": "user", "parts": [{"text": "earlier question"}]} if family.name == "gemini"
-                     else {"role": "user", "content": "earlier question"})
+    assert first == (
+        {"role": "user", "parts": [{"text": "earlier question"}]}
+        if family.name == "gemini"
+        else {"role": "user", "content": "earlier question"}
+    )
 
 
 async def test_a_pdf_sent_whole_is_a_native_document_where_the_family_reads_pdfs(
@@ -100,7 +117,8 @@ async def test_a_pdf_sent_whole_is_a_native_document_where_the_family_reads_pdfs
     as_text = '<document name="report.pdf">\nQuarterly figures\n</document>'
     if family.name == "anthropic":
         assert turn["content"][0] == {
-            "type": "document", "title": "report.pdf",
+            "type": "document",
+            "title": "report.pdf",
             "source": {"type": "base64", "media_type": "application/pdf", "data": b64(PDF)},
         }
     elif family.name == "gemini":
@@ -147,23 +165,29 @@ def test_openai_content_parts_map_onto_parts_in_their_order() -> None:
     from providers.content import from_openai_content
 
     url = f"data:image/png;base64,{b64(PNG)}"
-    text, parts = from_openai_content([
-        {"type": "text", "text": "Compare"}, {"type": "image_url", "image_url": {"url": url}},
-        {"type": "text", "text": "with this"},
-    ])
+    text, parts = from_openai_content(
+        [
+            {"type": "text", "text": "Compare"},
+            {"type": "image_url", "image_url": {"url": url}},
+            {"type": "text", "text": "with this"},
+        ]
+    )
     assert text == "" and [type(p).__name__ for p in parts] == ["TextPart", "ImagePart", "TextPart"]
     assert parts[1] == ImagePart("image/png", PNG)
     assert from_openai_content([{"type": "text", "text": "hi"}]) == ("hi", ())
     assert from_openai_content("hi") == ("hi", ())
 
 
-@pytest.mark.parametrize("content", [
-    [{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}],
-    [{"type": "image_url", "image_url": {"url": "data:image/svg+xml;base64,PHN2Zz4="}}],
-    [{"type": "image_url", "image_url": {"url": "data:image/png;base64,not base64!"}}],
-    [{"type": "input_audio", "input_audio": {}}],
-    42,
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        [{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}],
+        [{"type": "image_url", "image_url": {"url": "data:image/svg+xml;base64,PHN2Zz4="}}],
+        [{"type": "image_url", "image_url": {"url": "data:image/png;base64,not base64!"}}],
+        [{"type": "input_audio", "input_audio": {}}],
+        42,
+    ],
+)
 def test_openai_content_that_cannot_be_taken_is_refused_in_words(content: Any) -> None:
     from providers.content import UnsupportedPart, from_openai_content
 
@@ -174,9 +198,12 @@ def test_openai_content_that_cannot_be_taken_is_refused_in_words(content: Any) -
 async def test_mapped_openai_parts_travel_to_every_family(fake: FakeProvider, family: Family) -> None:
     from providers.content import from_openai_content
 
-    text, parts = from_openai_content([
-        {"type": "text", "text": "Compare"}, {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(PNG)}"}},
-    ])
+    text, parts = from_openai_content(
+        [
+            {"type": "text", "text": "Compare"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{b64(PNG)}"}},
+        ]
+    )
     request = ChatRequest(model="fake-model", messages=(ChatMessage("user", text, parts),))
     await answer(family, fake, request)
     assert wire.attachments_seen(family.name, fake.requests[-1].body) in (["image/png"], ["image"])

@@ -63,6 +63,7 @@ def test_a_size_line_that_never_ends_is_refused_without_buffering_it_all() -> No
 
 # rest_of_message: the bytes that bring h11, holding what we have decoded, to the end.
 
+
 def h11_after_head(buffered: bytes) -> h11.Connection:
     """An h11 client connection that has read a chunked response head with ``buffered`` behind it."""
     connection = h11.Connection(h11.CLIENT)

@@ -74,9 +74,7 @@ def text_of(events: list[object]) -> str:
     return "".join(e.text for e in events if isinstance(e, TextDelta))
 
 
-async def test_a_normal_stream_gives_the_exact_text_usage_and_done(
-    fake: FakeProvider, family: Family
-) -> None:
+async def test_a_normal_stream_gives_the_exact_text_usage_and_done(fake: FakeProvider, family: Family) -> None:
     fake.set_default(Script(tokens=["Hel", "lo", ", **wörld**", "\n\n- x"], usage=(17, 4)))
     events = await run(family, target(fake, family))
     assert text_of(events) == "Hello, **wörld**\n\n- x"
@@ -116,9 +114,7 @@ async def test_finish_reasons_arrive_as_done(
 @pytest.mark.parametrize(
     ("status", "kind"), [(401, ErrorKind.AUTH), (503, ErrorKind.OVERLOADED), (500, ErrorKind.UNAVAILABLE)]
 )
-async def test_error_statuses_map_to_kinds(
-    fake: FakeProvider, family: Family, status: int, kind: ErrorKind
-) -> None:
+async def test_error_statuses_map_to_kinds(fake: FakeProvider, family: Family, status: int, kind: ErrorKind) -> None:
     fake.set_default(Script(status=status))
     _, err = await fail(family, target(fake, family))
     assert err.kind is kind
@@ -138,9 +134,7 @@ async def test_a_500_is_retried_then_succeeds(fake: FakeProvider, family: Family
     assert len(fake.requests) == 2
 
 
-async def test_an_error_event_after_200_is_an_error_and_never_retried(
-    fake: FakeProvider, family: Family
-) -> None:
+async def test_an_error_event_after_200_is_an_error_and_never_retried(fake: FakeProvider, family: Family) -> None:
     fake.set_default(Script(tokens=["a", "b"], error_event_after=1))
     seen, err = await fail(family, target(fake, family), retry=True)
     assert text_of(seen) == "a" and not any(isinstance(e, Done) for e in seen)
@@ -167,9 +161,7 @@ async def test_a_missing_terminator_is_incomplete(fake: FakeProvider, family: Fa
     assert text_of(seen) == "a" and err.kind is ErrorKind.INCOMPLETE
 
 
-async def test_a_stall_times_out_within_the_read_timeout_despite_keepalives(
-    fake: FakeProvider, family: Family
-) -> None:
+async def test_a_stall_times_out_within_the_read_timeout_despite_keepalives(fake: FakeProvider, family: Family) -> None:
     fake.set_default(Script(tokens=["a", "b"], stall_after=1, keepalive_interval=0.05))
     started = time.monotonic()
     seen, err = await fail(family, target(fake, family, read_timeout=0.4))
@@ -198,16 +190,12 @@ async def test_a_malformed_line_is_an_error(fake: FakeProvider, family: Family) 
 
 
 @pytest.mark.parametrize("where", ["status", "in-stream"])
-async def test_upstream_error_text_never_reaches_the_error(
-    fake: FakeProvider, family: Family, where: str
-) -> None:
+async def test_upstream_error_text_never_reaches_the_error(fake: FakeProvider, family: Family, where: str) -> None:
     body = {"error": {"message": f"Incorrect API key provided: {CANARY}", "type": "invalid_request_error"}}
     if family.name == "ollama":
         body = {"error": f"bad key {CANARY}"}
     fake.set_default(
-        Script(status=401, error_body=body)
-        if where == "status"
-        else Script(error_event_after=1, error_body=body)
+        Script(status=401, error_body=body) if where == "status" else Script(error_event_after=1, error_body=body)
     )
     _, err = await fail(family, target(fake, family))
     for text in (str(err), err.message, err.detail):

@@ -6,6 +6,7 @@ by being put on the deny list. The default list is checked as pure address arith
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -61,7 +62,7 @@ def test_loopback_private_tailscale_and_public_addresses_stay_allowed(address: s
 
 
 def test_a_malformed_deny_entry_is_refused_with_its_text() -> None:
-    with pytest.raises(ValueError, match="'10.0.0.0/33'"):
+    with pytest.raises(ValueError, match=re.escape("'10.0.0.0/33'")):
         egress.parse(["10.0.0.0/8", "10.0.0.0/33"])
 
 
@@ -88,9 +89,7 @@ async def test_the_model_list_is_refused_the_same_way(forbidden: FakeProvider, d
     assert forbidden.requests == []
 
 
-async def test_a_host_name_is_checked_on_what_it_resolves_to_at_connect_time(
-    fake: FakeProvider, deny: object
-) -> None:
+async def test_a_host_name_is_checked_on_what_it_resolves_to_at_connect_time(fake: FakeProvider, deny: object) -> None:
     target = Target(base_url=f"http://localhost:{fake.port}/v1")
     fake.set_default(Script(tokens=["ok"]))
     assert [e async for e in openai_compat.stream(target, REQUEST)]  # allowed: it answers

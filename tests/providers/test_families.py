@@ -129,11 +129,7 @@ def test_gemini_uses_user_and_model_roles_a_system_instruction_and_generation_co
 
 
 def test_gemini_separates_thought_parts_from_text_parts() -> None:
-    chunk = {
-        "candidates": [
-            {"content": {"parts": [{"text": "plan", "thought": True}, {"text": "Hi"}, {"text": "!"}]}}
-        ]
-    }
+    chunk = {"candidates": [{"content": {"parts": [{"text": "plan", "thought": True}, {"text": "Hi"}, {"text": "!"}]}}]}
     assert gemini.parse_chunk(chunk) == [ReasoningDelta("plan"), TextDelta("Hi"), TextDelta("!")]
 
 
@@ -143,8 +139,10 @@ def test_gemini_counts_thoughts_as_output_tokens_and_reports_them_apart() -> Non
 
 
 def test_openai_reasoning_tokens_are_read_from_the_completion_details() -> None:
-    chunk = {"choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 40,
-                                      "completion_tokens_details": {"reasoning_tokens": 32}}}
+    chunk = {
+        "choices": [],
+        "usage": {"prompt_tokens": 9, "completion_tokens": 40, "completion_tokens_details": {"reasoning_tokens": 32}},
+    }
     assert openai_compat.parse_chunk(chunk) == [Usage(9, 40, 32)]
 
 
@@ -213,9 +211,7 @@ def test_ollama_puts_settings_in_options() -> None:
 
 
 def test_ollama_reads_thinking_content_and_the_final_counts() -> None:
-    assert ollama.parse_line({"message": {"content": "", "thinking": "hm"}, "done": False}) == [
-        ReasoningDelta("hm")
-    ]
+    assert ollama.parse_line({"message": {"content": "", "thinking": "hm"}, "done": False}) == [ReasoningDelta("hm")]
     final = {
         "message": {"content": ""},
         "done": True,

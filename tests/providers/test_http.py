@@ -48,9 +48,7 @@ def attempts(*outcomes: ProviderError | list[Event]) -> tuple[list[int], object]
 
 
 async def drain(clock: FakeClock, stream_fn: object, **kwargs: object) -> list[Event]:
-    return [
-        e async for e in http.retrying(stream_fn, sleep=clock.sleep, clock=clock, rand=lambda: 0.5, **kwargs)
-    ]  # type: ignore[arg-type]
+    return [e async for e in http.retrying(stream_fn, sleep=clock.sleep, clock=clock, rand=lambda: 0.5, **kwargs)]  # type: ignore[arg-type]
 
 
 async def test_a_retryable_error_before_any_event_is_retried_with_growing_backoff() -> None:
@@ -126,9 +124,7 @@ def test_gemini_retry_info_in_the_body_is_used() -> None:
 
 
 def test_an_exhausted_quota_is_an_admin_problem_not_a_retry() -> None:
-    err = http.classify(
-        429, {"error": {"type": "insufficient_quota"}}, '{"error": {"type": "insufficient_quota"}}'
-    )
+    err = http.classify(429, {"error": {"type": "insufficient_quota"}}, '{"error": {"type": "insufficient_quota"}}')
     assert err.kind is ErrorKind.AUTH and not err.retryable and "billing" in err.message
 
 
@@ -158,9 +154,7 @@ def test_in_stream_error_payloads_are_classified(payload: object, kind: ErrorKin
 
 # llama.cpp's server (tools/server/server-context.cpp) sends this when its KV cache fills while
 # decoding: send_error with the default ERROR_TYPE_SERVER, hence code 500 and type server_error.
-LLAMA_CPP_CONTEXT_FULL = {
-    "error": {"code": 500, "message": "Context size has been exceeded.", "type": "server_error"}
-}
+LLAMA_CPP_CONTEXT_FULL = {"error": {"code": 500, "message": "Context size has been exceeded.", "type": "server_error"}}
 
 
 def test_llama_cpp_context_size_exceeded_as_http_500_is_context_length_and_final() -> None:

@@ -87,9 +87,9 @@ def test_no_authorization_header_is_sent_without_a_key() -> None:
 
 def test_reasoning_is_read_under_either_name() -> None:
     assert openai_compat.parse_chunk({"choices": [{"delta": {"reasoning": "a"}}]}) == [ReasoningDelta("a")]
-    assert openai_compat.parse_chunk(
-        {"choices": [{"delta": {"reasoning_content": "b", "content": None}}]}
-    ) == [ReasoningDelta("b")]
+    assert openai_compat.parse_chunk({"choices": [{"delta": {"reasoning_content": "b", "content": None}}]}) == [
+        ReasoningDelta("b")
+    ]
 
 
 def test_list_content_is_read_as_typed_parts() -> None:
@@ -106,9 +106,9 @@ def test_list_content_is_read_as_typed_parts() -> None:
 
 
 def test_usage_comes_from_the_usage_chunk_or_from_x_groq() -> None:
-    assert openai_compat.parse_chunk(
-        {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}
-    ) == [Usage(3, 4)]
+    assert openai_compat.parse_chunk({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}) == [
+        Usage(3, 4)
+    ]
     groq = {"choices": None, "x_groq": {"usage": {"prompt_tokens": 5, "completion_tokens": 6}}}
     assert openai_compat.parse_chunk(groq) == [Usage(5, 6)]
 
@@ -220,9 +220,7 @@ async def test_a_400_that_says_the_context_is_too_long_is_a_context_length_error
     assert "context_length_exceeded" in err.detail and "8192" not in err.detail
 
 
-LLAMA_CPP_CONTEXT_FULL = {
-    "error": {"code": 500, "message": "Context size has been exceeded.", "type": "server_error"}
-}
+LLAMA_CPP_CONTEXT_FULL = {"error": {"code": 500, "message": "Context size has been exceeded.", "type": "server_error"}}
 
 
 @pytest.mark.parametrize("where", ["status", "in-stream"])

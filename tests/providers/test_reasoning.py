@@ -14,7 +14,9 @@ from tests.fakeprovider import FakeProvider, Script
 from tests.providers.test_contract import FAMILIES, Family
 
 REQUEST = ChatRequest(
-    model="fake-model", messages=(ChatMessage("user", "Why is the sky blue?"),), temperature=0.3,
+    model="fake-model",
+    messages=(ChatMessage("user", "Why is the sky blue?"),),
+    temperature=0.3,
     max_tokens=500,
 )
 ON = Reasoning()
@@ -88,9 +90,7 @@ def test_gemini_unset_sends_no_thinking_config() -> None:
 # ---- Ollama ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("reasoning", "think"), [(ON, True), (OFF, False), (Reasoning(effort="medium"), "medium")]
-)
+@pytest.mark.parametrize(("reasoning", "think"), [(ON, True), (OFF, False), (Reasoning(effort="medium"), "medium")])
 def test_ollama_sends_think(reasoning: Reasoning, think: object) -> None:
     assert ollama.build_body(Target("http://x"), ask(reasoning))["think"] == think
 
@@ -129,8 +129,14 @@ def test_qwen_on_dashscope_switches_thinking_with_enable_thinking(reasoning: Rea
 SENT = {
     "openai": ("reasoning_effort", "high"),
     "anthropic": ("thinking", {"type": "adaptive"}),
-    "gemini": ("generationConfig", {"maxOutputTokens": 500, "temperature": 0.3, "thinkingConfig": {
-        "includeThoughts": True, "thinkingLevel": "high"}}),
+    "gemini": (
+        "generationConfig",
+        {
+            "maxOutputTokens": 500,
+            "temperature": 0.3,
+            "thinkingConfig": {"includeThoughts": True, "thinkingLevel": "high"},
+        },
+    ),
     "ollama": ("think", "high"),
 }
 
@@ -140,9 +146,7 @@ def family(request: pytest.FixtureRequest) -> Family:
     return request.param  # type: ignore[no-any-return]
 
 
-async def test_each_family_sends_the_setting_and_streams_the_thinking_apart(
-    fake: FakeProvider, family: Family
-) -> None:
+async def test_each_family_sends_the_setting_and_streams_the_thinking_apart(fake: FakeProvider, family: Family) -> None:
     fake.set_default(Script(reasoning=["Light ", "scatters."], tokens=["Rayleigh."]))
     quirks = {"reasoning_effort": True} if family.name == "openai" else {}
     target = Target(base_url=fake.url + family.suffix, quirks=quirks)

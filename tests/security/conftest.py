@@ -72,8 +72,14 @@ def manage(
 ) -> subprocess.CompletedProcess[str]:
     """Run manage.py against ``server``'s database with extra environment; the result, not an error."""
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**server.env, **env}, input=stdin,
-        capture_output=True, text=True, timeout=timeout, check=False,
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**server.env, **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -99,17 +105,22 @@ def env_without_secrets() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "PARLEY_ENCRYPTION_KEYS", "DEBUG"}}
 
 
-async def ask(
-    server: LiveServer, visitor: Visitor, model_id: str, content: str = "Hello"
-) -> list[dict[str, Any]]:
+async def ask(server: LiveServer, visitor: Visitor, model_id: str, content: str = "Hello") -> list[dict[str, Any]]:
     """Send one message over a real socket as ``visitor``; every frame up to its ``end``."""
     ws = await open_socket(server, visitor.cookie_header())
     try:
         assert json.loads(await ws.recv())["type"] == "hello"
-        await ws.send(json.dumps({
-            "type": "send", "client_id": str(uuid.uuid4()), "conversation": None, "model": model_id,
-            "content": content,
-        }))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "send",
+                    "client_id": str(uuid.uuid4()),
+                    "conversation": None,
+                    "model": model_id,
+                    "content": content,
+                }
+            )
+        )
         frames = []
         while True:
             frame = json.loads(await asyncio.wait_for(ws.recv(), 20))

@@ -23,18 +23,21 @@ LIST = "/admin/chat/provider/"
 @pytest.fixture(scope="module")
 def server(fake_server: FakeProvider) -> Iterator[LiveServer]:
     live = LiveServer().start()
-    shell(live, (
-        "from django.contrib.auth.models import Permission, User\n"
-        "from chat.models import ChatModel, Provider\n"
-        f"for name, perms in {STAFF!r}.items():\n"
-        "    user = User.objects.create_user(name, password=name + '-password-1', is_staff=True)\n"
-        "    chat = Permission.objects.filter(content_type__app_label='chat')\n"
-        "    user.user_permissions.set(chat.filter(codename__in=perms))\n"
-        f"p = Provider.objects.create(name='lab', family='openai', base_url={fake_server.url + '/v1'!r})\n"
-        "p.set_api_key('sk-lab-key-for-admins-only'); p.save()\n"
-        "ChatModel.objects.create(provider=p, model_id='fake-model')\n"
-        "print(p.pk)\n"
-    ))
+    shell(
+        live,
+        (
+            "from django.contrib.auth.models import Permission, User\n"
+            "from chat.models import ChatModel, Provider\n"
+            f"for name, perms in {STAFF!r}.items():\n"
+            "    user = User.objects.create_user(name, password=name + '-password-1', is_staff=True)\n"
+            "    chat = Permission.objects.filter(content_type__app_label='chat')\n"
+            "    user.user_permissions.set(chat.filter(codename__in=perms))\n"
+            f"p = Provider.objects.create(name='lab', family='openai', base_url={fake_server.url + '/v1'!r})\n"
+            "p.set_api_key('sk-lab-key-for-admins-only'); p.save()\n"
+            "ChatModel.objects.create(provider=p, model_id='fake-model')\n"
+            "print(p.pk)\n"
+        ),
+    )
     yield live
     live.stop()
 
@@ -65,8 +68,9 @@ def run(visitor: Visitor, action: str, pk: str) -> str:
 
 
 def models_of_lab(server: LiveServer) -> list[str]:
-    listed = shell(server, "from chat.models import ChatModel\n"
-                           "print(sorted(ChatModel.objects.values_list('model_id', flat=True)))")
+    listed = shell(
+        server, "from chat.models import ChatModel\nprint(sorted(ChatModel.objects.values_list('model_id', flat=True)))"
+    )
     return eval(listed)  # a list of strings printed by our own script
 
 
@@ -108,9 +112,7 @@ def test_staff_who_may_not_add_models_can_test_a_connection_but_not_discover_mod
     assert fake.requests == [] and models_of_lab(server) == ["fake-model"]
 
 
-def test_staff_with_every_permission_discover_models(
-    server: LiveServer, fake: FakeProvider, provider_pk: str
-) -> None:
+def test_staff_with_every_permission_discover_models(server: LiveServer, fake: FakeProvider, provider_pk: str) -> None:
     shown = run(staff(server, "editor"), "discover_models", provider_pk)
     assert "new imported as disabled" in shown
     assert models_of_lab(server) == ["fake-model", "newly-listed"]

@@ -34,7 +34,11 @@ BEHIND_TLS = {"PARLEY_HTTPS": "1", "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto
 def check_deploy(**env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         # A developer's own .env must not supply what the test leaves out.
         env={**env_without_secrets(), "PARLEY_ENV_FILE": "/nonexistent/.env", **env},
     )
@@ -56,10 +60,9 @@ def test_without_parley_https_the_audit_fails_so_it_is_really_checking() -> None
 @pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
     live = LiveServer(extra_env=BEHIND_TLS).start()
-    shell(live, (
-        "from django.contrib.auth.models import User\n"
-        "User.objects.create_user('alice', password='pw-alice-1')"
-    ))
+    shell(
+        live, ("from django.contrib.auth.models import User\nUser.objects.create_user('alice', password='pw-alice-1')")
+    )
     yield live
     live.stop()
 

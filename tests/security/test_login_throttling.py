@@ -25,12 +25,15 @@ THROTTLED = {"PARLEY_LOGIN_FAILURE_LIMIT": str(LIMIT)}
 
 
 def make_users(server: LiveServer) -> None:
-    shell(server, (
-        "from django.contrib.auth.models import User\n"
-        f"for name in {USERS!r}:\n"
-        "    User.objects.create_user(name, password=name + '-password-1', is_staff=name == 'root',\n"
-        "                             is_superuser=name == 'root')\n"
-    ))
+    shell(
+        server,
+        (
+            "from django.contrib.auth.models import User\n"
+            f"for name in {USERS!r}:\n"
+            "    User.objects.create_user(name, password=name + '-password-1', is_staff=name == 'root',\n"
+            "                             is_superuser=name == 'root')\n"
+        ),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,11 @@ def server() -> Iterator[LiveServer]:
 
 
 def attempt(
-    server: LiveServer, username: str, password: str, address: str, path: str = "/accounts/login/",
+    server: LiveServer,
+    username: str,
+    password: str,
+    address: str,
+    path: str = "/accounts/login/",
     forwarded: str | None = None,
 ) -> tuple[int, str]:
     """One sign-in from ``address`` (as the proxy reports it); the status and the page.
@@ -115,7 +122,7 @@ def test_the_admin_sign_in_is_throttled_the_same_way(server: LiveServer) -> None
 
 
 def test_a_locked_out_visitor_gets_a_clear_page_with_when_to_retry(server: LiveServer) -> None:
-    for i in range(LIMIT):
+    for _i in range(LIMIT):
         attempt(server, "frank", "wrong", "203.0.113.90")
     visitor = Visitor(server, **{"X-Forwarded-For": "203.0.113.90"})
     response = visitor.sign_in("frank", right("frank"))
@@ -133,7 +140,7 @@ def test_a_forged_forwarded_address_does_not_escape_the_lock(server: LiveServer)
 
 
 def test_an_administrator_unlocks_the_account_and_the_address_with_axes_commands(server: LiveServer) -> None:
-    for i in range(LIMIT):
+    for _i in range(LIMIT):
         attempt(server, "dave", "wrong", "192.0.2.200")
     assert attempt(server, "dave", right("dave"), "192.0.2.200")[0] == 429
     for command in (["axes_reset_username", "dave"], ["axes_reset_ip", "192.0.2.200"]):

@@ -29,15 +29,18 @@ def metadata() -> Iterator[FakeProvider]:
 def server(fake_server: FakeProvider, metadata: FakeProvider) -> Iterator[LiveServer]:
     live = LiveServer(extra_env={"PARLEY_EGRESS_DENY": "127.0.0.2/32"}).start()
     upstreams = {"metadata": metadata.url + "/v1", "bouncer": fake_server.url + "/v1"}
-    shell(live, (
-        "from django.contrib.auth.models import User\n"
-        "from chat.models import ChatModel, Provider\n"
-        "User.objects.create_user('alice', password='pw-alice-1')\n"
-        "User.objects.create_superuser('root', password='pw-root-1')\n"
-        f"for name, url in {upstreams!r}.items():\n"
-        "    p = Provider.objects.create(name=name, family='openai', base_url=url)\n"
-        "    ChatModel.objects.create(provider=p, model_id='fake-model')\n"
-    ))
+    shell(
+        live,
+        (
+            "from django.contrib.auth.models import User\n"
+            "from chat.models import ChatModel, Provider\n"
+            "User.objects.create_user('alice', password='pw-alice-1')\n"
+            "User.objects.create_superuser('root', password='pw-root-1')\n"
+            f"for name, url in {upstreams!r}.items():\n"
+            "    p = Provider.objects.create(name=name, family='openai', base_url=url)\n"
+            "    ChatModel.objects.create(provider=p, model_id='fake-model')\n"
+        ),
+    )
     yield live
     live.stop()
 
@@ -63,9 +66,7 @@ async def test_a_provider_pointing_at_a_denied_address_is_never_connected_to(
     assert end["error"]["ref"] in server.log()
 
 
-def test_test_connection_tells_the_admin_the_address_is_blocked(
-    server: LiveServer, metadata: FakeProvider
-) -> None:
+def test_test_connection_tells_the_admin_the_address_is_blocked(server: LiveServer, metadata: FakeProvider) -> None:
     root = Visitor(server)
     assert root.sign_in("root", "pw-root-1", "/admin/login/").status_code == 302
     pk = shell(server, "from chat.models import Provider\nprint(Provider.objects.get(name='metadata').pk)")

@@ -25,19 +25,26 @@ OLD_SECRET = "sk-old-provider-key-71c3"
 @pytest.fixture(scope="module")
 def server(fake_server: FakeProvider) -> Iterator[LiveServer]:
     live = LiveServer(extra_env={"GW_TOKEN": ENV_TOKEN}).start()
-    shell(live, (
-        "from django.contrib.auth.models import User\n"
-        "User.objects.create_user('alice', password='alice-password-1')\n"
-        "User.objects.create_superuser('root', password='root-password-1')\n"
-    ))
+    shell(
+        live,
+        (
+            "from django.contrib.auth.models import User\n"
+            "User.objects.create_user('alice', password='alice-password-1')\n"
+            "User.objects.create_superuser('root', password='root-password-1')\n"
+        ),
+    )
     # Two providers whose secrets only REMOVED_KEY opens: as if it was dropped before rotate-keys.
-    shell(live, (
-        "from chat.models import ChatModel, Provider\n"
-        "for name in ('forgotten', 'reentered'):\n"
-        f"    p = Provider(name=name, family='openai', base_url={fake_server.url + '/v1'!r})\n"
-        f"    p.set_api_key({OLD_SECRET!r}); p.set_extra_headers({{'X-Old': 'v'}}); p.save()\n"
-        "    ChatModel.objects.create(provider=p, model_id='fake-model')\n"
-    ), PARLEY_ENCRYPTION_KEYS=REMOVED_KEY)
+    shell(
+        live,
+        (
+            "from chat.models import ChatModel, Provider\n"
+            "for name in ('forgotten', 'reentered'):\n"
+            f"    p = Provider(name=name, family='openai', base_url={fake_server.url + '/v1'!r})\n"
+            f"    p.set_api_key({OLD_SECRET!r}); p.set_extra_headers({{'X-Old': 'v'}}); p.save()\n"
+            "    ChatModel.objects.create(provider=p, model_id='fake-model')\n"
+        ),
+        PARLEY_ENCRYPTION_KEYS=REMOVED_KEY,
+    )
     yield live
     live.stop()
 
@@ -67,10 +74,26 @@ def root(server: LiveServer) -> Iterator[Visitor]:
 def add_reading_headers_from_stdin(server: LiveServer, name: str, base_url: str, lines: str) -> str:
     """`provider add NAME --header-stdin`, fed ``lines``; returns what `ps` showed while it ran."""
     command = subprocess.Popen(
-        [sys.executable, "manage.py", "provider", "add", name, "--kind", "openai", "--base-url", base_url,
-         "--header-stdin", "--model", "gw-model"],
-        cwd=ROOT, env=server.env, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "manage.py",
+            "provider",
+            "add",
+            name,
+            "--kind",
+            "openai",
+            "--base-url",
+            base_url,
+            "--header-stdin",
+            "--model",
+            "gw-model",
+        ],
+        cwd=ROOT,
+        env=server.env,
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     time.sleep(0.5)  # the command is up and waiting for its input, as another user's `ps` would see it
     seen_by_ps = Path(f"/proc/{command.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -102,8 +125,18 @@ async def test_a_header_named_by_an_environment_variable_is_read_at_call_time_an
     server: LiveServer, fake: FakeProvider, alice: Visitor
 ) -> None:
     added = manage(
-        server, "provider", "add", "gw-env", "--kind", "openai", "--base-url", fake.url + "/v1",
-        "--header-env", "X-Gateway-Token=GW_TOKEN", "--model", "env-model",
+        server,
+        "provider",
+        "add",
+        "gw-env",
+        "--kind",
+        "openai",
+        "--base-url",
+        fake.url + "/v1",
+        "--header-env",
+        "X-Gateway-Token=GW_TOKEN",
+        "--model",
+        "env-model",
     )
     assert added.returncode == 0, added.stderr
     fake.enqueue(Script(tokens=["ok"]))
@@ -117,8 +150,16 @@ async def test_a_header_named_by_an_environment_variable_is_read_at_call_time_an
 
 def test_a_malformed_header_line_on_stdin_is_refused_without_echoing_it(server: LiveServer) -> None:
     result = manage(
-        server, "provider", "add", "bad", "--kind", "openai", "--base-url", "http://127.0.0.1:9/v1",
-        "--header-stdin", stdin="X-Gateway-Token gw-secret-no-equals\n",
+        server,
+        "provider",
+        "add",
+        "bad",
+        "--kind",
+        "openai",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--header-stdin",
+        stdin="X-Gateway-Token gw-secret-no-equals\n",
     )
     assert result.returncode != 0
     assert "--header-stdin must look like NAME=VALUE" in result.stderr
@@ -163,18 +204,29 @@ def test_an_admin_sees_the_undecryptable_key_instead_of_an_error_page_and_enters
     # Nothing was sent for it (the list page checks the gateways added above in the background).
     assert all("x-gateway-token" in r.headers for r in fake.requests)
 
-    saved = root.form(page, {
-        "name": "reentered", "label": "", "family": "openai", "preset": "", "base_url": fake.url + "/v1",
-        "api_key": "sk-re-entered-key-0042", "api_key_env": "",
-        "extra_headers": "{}", "extra_headers_env": "{}",
-        "connect_timeout": "10", "first_token_timeout": "120", "read_timeout": "120", "enabled": "on",
-        "models-TOTAL_FORMS": "0", "models-INITIAL_FORMS": "0", "models-MIN_NUM_FORMS": "0",
-        "models-MAX_NUM_FORMS": "1000",
-    })
+    saved = root.form(
+        page,
+        {
+            "name": "reentered",
+            "label": "",
+            "family": "openai",
+            "preset": "",
+            "base_url": fake.url + "/v1",
+            "api_key": "sk-re-entered-key-0042",
+            "api_key_env": "",
+            "extra_headers": "{}",
+            "extra_headers_env": "{}",
+            "connect_timeout": "10",
+            "first_token_timeout": "120",
+            "read_timeout": "120",
+            "enabled": "on",
+            "models-TOTAL_FORMS": "0",
+            "models-INITIAL_FORMS": "0",
+            "models-MIN_NUM_FORMS": "0",
+            "models-MAX_NUM_FORMS": "1000",
+        },
+    )
     assert saved.status_code == 302, saved.text[:2000]
     assert "cannot be decrypted" not in root.get(page).text
-    script = (
-        "from chat.models import Provider\n"
-        "print(Provider.objects.get(name='reentered').unreadable_secrets())"
-    )
+    script = "from chat.models import Provider\nprint(Provider.objects.get(name='reentered').unreadable_secrets())"
     assert shell(server, script).strip() == "[]"

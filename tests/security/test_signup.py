@@ -22,8 +22,11 @@ def server() -> Iterator[LiveServer]:
 
 
 def accounts(server: LiveServer) -> list[str]:
-    names = shell(server, "from django.contrib.auth.models import User\n"
-                          "print(' '.join(sorted(User.objects.values_list('username', flat=True))))")
+    names = shell(
+        server,
+        "from django.contrib.auth.models import User\n"
+        "print(' '.join(sorted(User.objects.values_list('username', flat=True))))",
+    )
     return names.split()
 
 

@@ -24,13 +24,15 @@ TRUSTED = "https://chat.example.test,https://*.corp.example.test"
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
-    live = LiveServer(extra_env={
-        "CSRF_TRUSTED_ORIGINS": TRUSTED, "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto",
-    }).start()
-    shell(live, (
-        "from django.contrib.auth.models import User\n"
-        "User.objects.create_user('alice', password='pw-alice-1')"
-    ))
+    live = LiveServer(
+        extra_env={
+            "CSRF_TRUSTED_ORIGINS": TRUSTED,
+            "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto",
+        }
+    ).start()
+    shell(
+        live, ("from django.contrib.auth.models import User\nUser.objects.create_user('alice', password='pw-alice-1')")
+    )
     yield live
     live.stop()
 
@@ -48,9 +50,13 @@ async def handshake(
     """The HTTP status Parley answers a WebSocket handshake with (101 = the socket opened)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     lines = [
-        "GET /ws/chat/ HTTP/1.1", f"Host: {host or f'127.0.0.1:{server.port}'}", "Upgrade: websocket",
-        "Connection: Upgrade", f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}",
-        "Sec-WebSocket-Version: 13", f"Cookie: {cookie}",
+        "GET /ws/chat/ HTTP/1.1",
+        f"Host: {host or f'127.0.0.1:{server.port}'}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}",
+        "Sec-WebSocket-Version: 13",
+        f"Cookie: {cookie}",
     ]
     if origin is not None:
         lines.append(f"Origin: {origin}")
@@ -63,9 +69,7 @@ async def handshake(
         writer.close()
 
 
-async def test_a_page_on_another_port_of_this_host_cannot_open_a_socket(
-    server: LiveServer, cookie: str
-) -> None:
+async def test_a_page_on_another_port_of_this_host_cannot_open_a_socket(server: LiveServer, cookie: str) -> None:
     assert await handshake(server, cookie, "http://127.0.0.1:9999") == 403
     assert await handshake(server, cookie, "http://127.0.0.1") == 403  # port 80
 
@@ -114,9 +118,7 @@ async def test_an_origin_in_csrf_trusted_origins_opens_a_socket_and_only_with_it
     assert await handshake(server, cookie, "https://corp.example.test.evil.example") == 403
 
 
-async def test_behind_a_tls_proxy_the_forwarded_scheme_is_the_pages_scheme(
-    server: LiveServer, cookie: str
-) -> None:
+async def test_behind_a_tls_proxy_the_forwarded_scheme_is_the_pages_scheme(server: LiveServer, cookie: str) -> None:
     own = f"127.0.0.1:{server.port}"
     assert await handshake(server, cookie, f"https://{own}", X_Forwarded_Proto="https") == 101
     assert await handshake(server, cookie, f"http://{own}", X_Forwarded_Proto="https") == 403

@@ -50,7 +50,9 @@ class Command(BaseCommand):
         add.add_argument("--label", default="")
         key = add.add_mutually_exclusive_group()
         key.add_argument("--api-key-env", default="", help="Read the key from this environment variable at call time.")
-        key.add_argument("--api-key-stdin", action="store_true", help="Read the key from standard input and store it encrypted.")
+        key.add_argument(
+            "--api-key-stdin", action="store_true", help="Read the key from standard input and store it encrypted."
+        )
         add.add_argument(
             "--header", action="append", default=[], metavar="NAME=VALUE",
             help="An extra request header, stored encrypted. Not for secrets: command lines show in `ps`.",
@@ -65,7 +67,9 @@ class Command(BaseCommand):
         )
         add.add_argument("--clear-headers", action="store_true", help="Remove the stored extra headers.")
         add.add_argument("--model", action="append", default=[], metavar="ID[=DISPLAY NAME]", help="A model to enable.")
-        add.add_argument("--default", dest="default_model", default="", metavar="ID", help="Make this model the default.")
+        add.add_argument(
+            "--default", dest="default_model", default="", metavar="ID", help="Make this model the default."
+        )
         add.add_argument("--disabled", action="store_true")
 
         model = sub.add_parser("model", help="Add or change one model of a provider.")
@@ -146,13 +150,15 @@ class Command(BaseCommand):
             provider.full_clean(exclude=["api_key_encrypted", "extra_headers_encrypted"])
             provider.save()
             for item in model:
-                model_id, _, display = item.partition("=")
+                model_id, _sep, display = item.partition("=")
                 self._upsert_model(provider, model_id.strip(), display.strip(), default=model_id == default_model)
             if default_model and not any(m.partition("=")[0] == default_model for m in model):
                 self._upsert_model(provider, default_model, "", default=True)
         self.stdout.write(f"{'Added' if created else 'Updated'} provider {name} ({family}, {base_url}).")
 
-    def _upsert_model(self, provider: Provider, model_id: str, display: str, default: bool, enabled: bool = True) -> None:
+    def _upsert_model(
+        self, provider: Provider, model_id: str, display: str, default: bool, enabled: bool = True
+    ) -> None:
         if not model_id:
             raise CommandError("A model id cannot be empty.")
         entry, _ = ChatModel.objects.get_or_create(provider=provider, model_id=model_id)

@@ -91,7 +91,7 @@ class Command(BaseCommand):
                 return
             log.info("shutting down: saving %d running answer(s)", registry.active_count())
             future = asyncio.ensure_future(drain(), loop=private_apis.asyncio_loop(reactor))
-            future.add_done_callback(lambda _: reactor.stop())  # type: ignore[attr-defined]
+            future.add_done_callback(lambda _: reactor.stop())  # type: ignore[attr-defined,misc]
             stopping.append(future)
 
         def on_signal(signum: int, frame: Any) -> None:
