@@ -526,3 +526,70 @@ def test_the_cache_is_each_users_own_unless_the_admin_shares_it_per_group(
     finally:
         shell(server, "ChatModel.objects.filter(model_id='cached-model').update(cache_shared=False)")
         time.sleep(2.2)
+
+
+# ---- more error paths a script can reach ----------------------------------------------------------
+
+
+def test_an_overloaded_provider_is_a_503_with_retry_after(server: LiveServer, fake: FakeProvider) -> None:
+    api = client(server, make_token(server, make_user(server)))
+    fake.set_default(Script(status=429, error_body={"error": {"message": "slow down, upstream detail"}}))
+    with pytest.raises(openai.InternalServerError) as busy:
+        api.chat.completions.create(model="fake-model", messages=HELLO)
+    assert busy.value.status_code == 503 and busy.value.response.headers["Retry-After"] == "5"
+    assert "upstream detail" not in busy.value.response.text and busy.value.body["ref"]
+
+
+def test_an_answer_cut_short_after_some_text_ends_the_stream_with_an_error_the_sdk_raises(
+    server: LiveServer, fake: FakeProvider
+) -> None:
+    api = client(server, make_token(server, make_user(server)))
+    fake.set_default(Script(tokens=[f"w{i} " for i in range(6)], drop_after=3))
+    stream = api.chat.completions.create(model="fake-model", messages=HELLO, stream=True)
+    got: list[str] = []
+    with pytest.raises(openai.APIError) as cut:
+        for chunk in stream:
+            got.append(chunk.choices[0].delta.content or "")
+    assert "".join(got).startswith("w0 ") and "ref" in cut.value.message
+    # Whole, the same failure is an error status, not a partial answer that looks complete.
+    fake.set_default(Script(tokens=[f"w{i} " for i in range(6)], drop_after=3))
+    with pytest.raises(openai.APIStatusError) as whole:
+        api.chat.completions.create(model="fake-model", messages=HELLO)
+    assert whole.value.status_code == 502
+
+
+def test_the_wrong_method_and_an_oversized_body_are_refused_in_openais_shape(server: LiveServer) -> None:
+    token = make_token(server, make_user(server))
+    auth = {"Authorization": f"Bearer {token}"}
+    wrong = httpx.get(server.url + "/v1/chat/completions", headers=auth)
+    assert wrong.status_code == 405 and "POST" in wrong.json()["error"]["message"]
+    huge = {"model": "fake-model", "messages": [{"role": "user", "content": "x" * 6_000_000}]}
+    too_big = httpx.post(server.url + "/v1/chat/completions", json=huge, headers=auth, timeout=30)
+    assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "request_too_large"
+    bad_json = httpx.post(server.url + "/v1/chat/completions", content=b"{not json", headers=auth)
+    assert bad_json.status_code == 400 and bad_json.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_too_many_answers_at_once_is_a_429_and_nothing_more_goes_upstream(
+    server: LiveServer, fake: FakeProvider
+) -> None:
+    import threading
+
+    user = make_user(server)
+    token = make_token(server, user)
+    fake.set_default(SLOW)
+    streams = [client(server, token).chat.completions.create(model="fake-model", messages=HELLO, stream=True)
+               for _ in range(3)]  # PARLEY_USER_MAX_ACTIVE_GENERATIONS: 3 by default
+    for stream in streams:
+        next(iter(stream))
+    try:
+        with pytest.raises(openai.RateLimitError) as refused:
+            client(server, token).chat.completions.create(model="fake-model", messages=HELLO)
+        assert refused.value.code == "rate_limit_exceeded" and refused.value.response.headers["Retry-After"]
+        assert len(fake.requests) == 3
+    finally:
+        threads = [threading.Thread(target=s.close) for s in streams]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
