@@ -35,7 +35,7 @@ def section(title: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def main() -> None:
-    from bench import burst, per_token, queries, relay
+    from bench import api, burst, per_token, queries, relay
 
     r = section("Relay: Parley vs calling the provider directly", lambda: asyncio.run(relay.run()))
     print(
@@ -48,6 +48,13 @@ def main() -> None:
     section("Database work per answer", queries.run)
     section("CPU per relayed token at 100 answers × 50 tokens/s: Parley beside the floor", per_token.run)
     section("A burst of 100 sends: time to ack", burst.run)
+    a = section("The OpenAI-compatible API beside the socket, and the response cache", api.run)
+    print(
+        f"\nAPI: TTFT added {a['ttft_api_added_ms']:.2f} ms (socket {a['ttft_socket_added_ms']:.2f} ms), "
+        f"CPU {a['cpu_us_per_token_api']:.1f} us/token (socket {a['cpu_us_per_token_socket']:.1f}); "
+        f"cache TTFT: hit {a['cache_ttft_hit_ms']:.2f} ms, miss {a['cache_ttft_miss_ms']:.2f} ms, "
+        f"direct {a['cache_ttft_direct_ms']:.2f} ms."
+    )
     # Optional sections contributed by other parts of the app (e.g. in-browser models).
     sections = (
         ("bench.load", "Load on one Daphne process"),

@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
-from chat import discovery
+from chat import catalog_cache, discovery
 from chat.models import ChatModel, Provider
 from providers.presets import PRESETS, choices
 
@@ -258,7 +258,8 @@ class ProviderAdmin(admin.ModelAdmin):
 
 @admin.register(ChatModel)
 class ChatModelAdmin(admin.ModelAdmin):
-    list_display = ["name", "model_id", "provider", "enabled", "is_default", "takes_images", "reasoning"]
+    list_display = ["name", "model_id", "api_id", "provider", "enabled", "is_default", "takes_images", "reasoning",
+                    "cache_ttl"]
     list_filter = ["provider", "enabled"]
     fieldsets = [
         (None, {"fields": ["provider", "model_id", "display_name", "enabled", "is_default", "groups"]}),
@@ -270,6 +271,12 @@ class ChatModelAdmin(admin.ModelAdmin):
             "fields": ["vision"],
             "description": "Unknown follows the provider's preset (docs/attachments.md); discovery fills it in "
                            "where the provider's model list says.",
+        }),
+        ("API and response cache", {
+            "fields": ["api_name", "cache_ttl", "cache_max_temperature", "cache_shared"],
+            "description": "Scripts name this model by its API id at /v1 (docs/api.md). The cache answers an "
+                           "exact repeat (same model, messages and settings) without calling the provider, at "
+                           "no cost; Regenerate and the API's Cache-Control: no-cache ask afresh.",
         }),
         ("Limits and prices", {
             "fields": ["context_window", "price_input_per_mtok", "price_output_per_mtok", "price_currency"],
@@ -284,12 +291,17 @@ class ChatModelAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).select_related("provider")
 
+    @admin.display(description="API id")
+    def api_id(self, obj: ChatModel) -> str:
+        return catalog_cache.api_id(obj.id)
+
     @admin.display(description="Images", boolean=True)
     def takes_images(self, obj: ChatModel) -> bool:
         return obj.takes_images()
 
 
 # The other admin pages import what is defined above, so they are registered last.
+import chat.admin_api  # noqa: E402  (registers API tokens)
 import chat.admin_browser  # noqa: E402
 import chat.admin_invites  # noqa: E402
 import chat.admin_usage  # noqa: E402, F401  (registers budgets and the audit log)

@@ -151,7 +151,8 @@ def standing(user: Any, now: datetime | None = None) -> list[Standing]:
     out = []
     for budget in budgets_for(user):
         start, resets_at = period_bounds(budget.period, now)
-        counted = UsageRecord.objects.filter(user=user, created__gte=start).exclude(source=Source.BROWSER)
+        # In-browser answers and cache hits spent nothing of the team's keys.
+        counted = UsageRecord.objects.filter(user=user, created__gte=start, cached=False).exclude(source=Source.BROWSER)
         spent = counted.aggregate(tokens=Sum(F("input_tokens") + F("output_tokens")))
         cost = counted.filter(currency=budget.currency).aggregate(cost=Sum("cost"))
         out.append(Standing(budget, int(spent["tokens"] or 0), Decimal(cost["cost"] or 0), resets_at))

@@ -13,6 +13,7 @@ Changes made by another server process reach this one at once through Redis
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 import time
 from typing import Any
@@ -71,10 +72,61 @@ def user_groups(user: Any) -> frozenset[int]:
     return groups
 
 
+# ---- the ids the API names models by ------------------------------------------------------
+
+_API_CHARS = re.compile(r"[^a-z0-9._:/-]+")
+_api_ids: tuple[dict[str, str], dict[str, str], float] | None = None  # id -> model uuid, uuid -> id
+
+
+def api_slug(model_id: str) -> str:
+    """A provider's model name as something a person can type: lower case, no spaces."""
+    return _API_CHARS.sub("-", model_id.lower()).strip("-/") or "model"
+
+
+def _assign_api_ids() -> tuple[dict[str, str], dict[str, str]]:
+    """Every model's API id, unique in the deployment and stable as models come and go.
+
+    An admin's `api_name` wins; otherwise the model name, and a model whose name another
+    model already took (the earlier one keeps it) gets its provider's name in front.
+    """
+    rows = list(ChatModel.objects.order_by("created", "id").values_list("id", "model_id", "api_name", "provider__name"))
+    by_id: dict[str, str] = {}
+    taken = {name for _, _, name, _ in rows if name}
+    for pk, model_id, name, provider in rows:
+        if name:
+            by_id[str(pk)] = name
+            continue
+        slug = api_slug(model_id)
+        for candidate in (slug, f"{provider}/{slug}", *(f"{provider}/{slug}-{n}" for n in range(2, 100))):
+            if candidate not in taken:
+                break
+        taken.add(candidate)
+        by_id[str(pk)] = candidate
+    return {v: k for k, v in by_id.items()}, by_id
+
+
+def api_ids() -> tuple[dict[str, str], dict[str, str]]:
+    """(API id -> model uuid, model uuid -> API id), kept like the rest of the catalogue."""
+    global _api_ids
+    cached = _api_ids
+    if cached is not None and _fresh(cached[2]):
+        return cached[0], cached[1]
+    forward, back = _assign_api_ids()
+    with _lock:
+        _api_ids = (forward, back, time.monotonic())
+    return forward, back
+
+
+def api_id(model_uuid: object) -> str:
+    return api_ids()[1].get(str(model_uuid), "")
+
+
 def clear(**_: Any) -> None:
+    global _api_ids
     with _lock:
         _models.clear()
         _user_groups.clear()
+        _api_ids = None
 
 
 def changed(**_: Any) -> None:

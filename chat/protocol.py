@@ -342,12 +342,15 @@ class AnswerFrames:
 
     def end(
         self, seq: int, status: str, reason: str, usage: dict[str, Any] | None,
-        ttft_ms: int | None, error: dict[str, Any] | None,
+        ttft_ms: int | None, error: dict[str, Any] | None, cached: bool = False,
     ) -> Frame:
-        return Frame({
+        data = {
             "type": "end", "conversation": self.conversation, "message": self.message, "seq": seq,
             "status": status, "reason": reason, "usage": usage, "ttft_ms": ttft_ms, "error": error,
-        })
+        }
+        if cached:
+            data["cached"] = True  # answered from the response cache (added in v1)
+        return Frame(data)
 
 
 def saved_answer(message: dict[str, Any], *, with_text: bool = True) -> list[Frame]:
@@ -363,6 +366,6 @@ def saved_answer(message: dict[str, Any], *, with_text: bool = True) -> list[Fra
     if message["status"] != "streaming":
         out.append(frames.end(
             message["seq"], message["status"], message["reason"], message["usage"], message["ttft_ms"],
-            message["error"],
+            message["error"], cached=bool(message.get("cached")),
         ))
     return out

@@ -25,7 +25,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from django.db import IntegrityError
 
-from chat import admission, budgets, cluster, history, metering, protocol, sql, store, titles
+from chat import admission, budgets, cluster, history, metering, protocol, response_cache, sql, store, titles
 from chat.access import ModelUnavailable, NotFound, access_conversation, access_message, access_model_entry
 from chat.attachments import parts  # issue 16: files with a send
 from chat.generation import Job, Outcome, hub, registry
@@ -67,6 +67,7 @@ class Prepared:
     target: Target
     request: ChatRequest
     client_id: uuid.UUID
+    cache: response_cache.Plan = response_cache.OFF
 
     @property
     def family(self) -> str:
@@ -81,6 +82,7 @@ class Prepared:
             prefix=assistant.content if continues else "",
             prefix_reasoning=assistant.reasoning if continues else "",
             seq_base=assistant.seq if continues else 0,
+            cached=self.cache.hit,
         )
 
 
@@ -194,10 +196,8 @@ def prepare_send(user: User, command: protocol.Send) -> Prepared | Posted:
     answer = _new_answer(conversation, user_message, model, None)
     attachment_ids = tuple(a.id for a in attached)
     start = store.NewAnswer(user, conversation, is_new, user_message, answer, attachment_ids=attachment_ids)
-    return Prepared(
-        start, model, entry.target, history.request(model, turns, options, conversation),
-        command.client_id,
-    )
+    request = history.request(model, turns, options, conversation)
+    return Prepared(start, model, entry.target, request, command.client_id, response_cache.plan(user, model, request))
 
 
 def prepare_regenerate(user: User, command: protocol.Regenerate) -> Prepared | Posted:
@@ -218,10 +218,10 @@ def prepare_regenerate(user: User, command: protocol.Regenerate) -> Prepared | P
         user, conversation, False, user_message, _new_answer(conversation, user_message, model, command.client_id),
         new_user_message=False,
     )
-    return Prepared(
-        start, model, entry.target, history.request(model, turns, command.options, conversation),
-        command.client_id,
-    )
+    request = history.request(model, turns, command.options, conversation)
+    # Regenerate asks for a new answer: never the cached one, but the new one is kept.
+    cache = response_cache.plan(user, model, request, read=False)
+    return Prepared(start, model, entry.target, request, command.client_id, cache)
 
 
 def prepare_continue(user: User, command: protocol.Continue) -> Prepared:
@@ -323,7 +323,9 @@ class ChatSink:
 
     async def finish(self, outcome: Outcome) -> None:
         start = self.prepared.start
-        usage = metering.record(self.user, Source.CHAT, self.prepared.model, outcome, message_id=start.assistant.id)
+        usage = metering.record(
+            self.user, Source.CHAT, self.prepared.model, outcome, message_id=start.assistant.id, cached=outcome.cached
+        )
         await store.finishes.submit((start.assistant.id, start.conversation.id, outcome, usage))
 
     def closed(self) -> None:
@@ -334,6 +336,7 @@ class ChatSink:
         conversation = self.prepared.start.conversation
         if outcome.status == Status.COMPLETE and conversation.title_source == TitleSource.FIRST_MESSAGE:
             titles.schedule(conversation.id, self.user_id)  # in the background; never delays an answer
+        response_cache.keep_answer(self.prepared.cache, outcome)
         warn_if_near_budget(self.user)
 
 

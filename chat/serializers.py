@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chat import catalog_cache
 from chat.models import ChatModel, Conversation, Message
 
 
@@ -56,10 +57,12 @@ def message_json(m: Message) -> dict[str, Any]:
         "error": error,
         "client_id": str(m.client_id) if m.client_id else None,
         "attachments": m.attachments or [],
+        "cached": m.cached,
     }
 
 
 def model_json(m: ChatModel) -> dict[str, Any]:
     # Only what a user needs to pick a model: never a URL, header or key.
     return {"id": str(m.id), "name": m.name, "provider": m.provider.display_name, "default": m.is_default,
-            "vision": m.takes_images(), "pdf": m.reads_pdfs(), "context_window": m.context_window}
+            "vision": m.takes_images(), "pdf": m.reads_pdfs(), "context_window": m.context_window,
+            "api_id": catalog_cache.api_id(m.id)}

@@ -293,6 +293,15 @@ finishes: Batch[tuple[uuid.UUID, uuid.UUID, Outcome, UsageRecord | None], None] 
 )
 
 
+def _insert_usage(records: list[UsageRecord]) -> list[None]:
+    sql.insert(records)
+    return [None] * len(records)
+
+
+# Usage records of answers that keep no message (API calls not saved as conversations).
+usage_records: Batch[UsageRecord, None] = Batch(lambda record: _insert_usage([record])[0], write_all=_insert_usage)
+
+
 def do_recover_orphans(me: str | None = None) -> int:
     """Mark answers left `streaming` by a process that died as incomplete.
 

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from chat import browser_models, browser_threads, preferences, views
+from chat.api import snippets, token_views
 from chat.attachments import views as attachments
 from chat.conversations import views as conversations
 
@@ -42,4 +43,11 @@ urlpatterns += [
     path("api/attachments/<uuid:attachment_id>/", attachments.download, name="attachment"),
     path("api/attachments/<uuid:attachment_id>/text/", attachments.text, name="attachment-text"),
     path("api/attachments/<uuid:attachment_id>/delete/", attachments.remove, name="attachment-delete"),
+]
+
+# The OpenAI-compatible API's tokens and the page's code snippets (docs/api.md).
+urlpatterns += [
+    path("settings/tokens/", token_views.create_token, name="api-token-create"),
+    path("settings/tokens/<uuid:token_id>/revoke/", token_views.revoke_token, name="api-token-revoke"),
+    path("api/models/<uuid:model_id>/code/", snippets.model_snippets, name="model-snippets"),
 ]

@@ -8,5 +8,7 @@ urlpatterns = [
     path("admin/usage/", usage_page.usage_page, name="usage"),
     path("admin/", admin.site.urls),
     path("accounts/", include("chat.urls_accounts")),
+    # The OpenAI-compatible API (docs/api.md); chatsite.asgi serves it without the site's middleware.
+    path("", include("chat.api.urls")),
     path("", include("chat.urls")),
 ]

@@ -100,6 +100,7 @@ def test_the_page_lists_only_the_users_conversations_newest_first_and_usable_mod
             "vision": False,
             "pdf": False,
             "context_window": None,
+            "api_id": "fake-model",  # what scripts name it by (docs/api.md)
         }
     ]
 

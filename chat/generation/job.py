@@ -19,6 +19,17 @@ from providers.base import ChatRequest, Target
 
 
 @dataclasses.dataclass(frozen=True)
+class Cached:
+    """An answer kept by the response cache (chat.response_cache), replayed instead of a call."""
+
+    text: str
+    reasoning: str = ""
+    finish_reason: str = "stop"
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Job:
     user_id: int
     conversation_id: uuid.UUID
@@ -31,7 +42,9 @@ class Job:
     prefix: str = ""
     prefix_reasoning: str = ""
     seq_base: int = 0
-    source: str = "chat"  # who asked: "chat" (the socket), later "api"
+    source: str = "chat"  # who asked: "chat" (the socket) or "api"
+    # A hit of the response cache: replayed with no upstream call (the sinks keep new answers).
+    cached: Cached | None = None
 
 
 def estimate_tokens(text: str) -> int:
@@ -58,6 +71,7 @@ class Outcome:
     error_kind: str = ""
     error_message: str = ""
     error_ref: str = ""
+    cached: bool = False  # answered from the response cache: no upstream call, no cost
 
     def usage_json(self) -> dict[str, Any]:
         return {

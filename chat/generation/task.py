@@ -15,16 +15,16 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from django.conf import settings
 
-from chat.generation.job import Job, Outcome, Sink, estimate_tokens
+from chat.generation.job import Cached, Job, Outcome, Sink, estimate_tokens
 from chat.models import Reason, Status
 from chat.protocol import AnswerFrames, Frame
 from providers import registry as provider_registry
-from providers.base import Done, ErrorKind, FinishReason, ProviderError, ReasoningDelta, TextDelta, Usage
+from providers.base import Done, ErrorKind, Event, FinishReason, ProviderError, ReasoningDelta, TextDelta, Usage
 from providers.streaming import merge_usage
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,15 @@ _FINISH_TO_REASON = {
     FinishReason.TOOL_CALLS: Reason.STOP,
     FinishReason.OTHER: Reason.STOP,
 }
+
+
+async def replay(answer: Cached) -> AsyncIterator[Event]:
+    """A cached answer as the provider events it was made of, all at once."""
+    if answer.reasoning:
+        yield ReasoningDelta(answer.reasoning)
+    yield TextDelta(answer.text)
+    yield Usage(answer.input_tokens, answer.output_tokens)
+    yield Done(FinishReason.LENGTH if answer.finish_reason == Reason.LENGTH else FinishReason.STOP)
 
 
 async def outlast(task: asyncio.Future[Any]) -> None:
@@ -178,7 +187,10 @@ class Generation:
             await self.sink.before_upstream(self.open_task)
             if self.open_task.done() and (self.open_task.exception() is not None or self.open_task.result() is None):
                 raise asyncio.CancelledError  # dropped before it started: never ask upstream at all
-            events = provider_registry.stream(job.family, job.target, job.request)
+            if job.cached is not None:
+                events = replay(job.cached)  # the response cache: nothing goes upstream
+            else:
+                events = provider_registry.stream(job.family, job.target, job.request)
             async with contextlib.aclosing(events):  # type: ignore[type-var]
                 async for event in events:
                     kind = type(event)
@@ -225,6 +237,7 @@ class Generation:
             input_tokens=self.usage.input_tokens, output_tokens=self.usage.output_tokens,
             reasoning_tokens=self.usage.reasoning_tokens, ttft_ms=ttft,
             duration_ms=round((time.monotonic() - self.job.received_at) * 1000),
+            cached=self.job.cached is not None,
         )
         # A provider that reports no usage (llama-cpp-python's server) is estimated, and says
         # so: a streamed chunk is about a token, a prompt about four characters a token.
@@ -257,7 +270,8 @@ class Generation:
 
     def _end_frame(self, outcome: Outcome) -> Frame:
         return self.frames.end(
-            self.seq, outcome.status, outcome.reason, outcome.usage_json(), outcome.ttft_ms, outcome.error_json()
+            self.seq, outcome.status, outcome.reason, outcome.usage_json(), outcome.ttft_ms, outcome.error_json(),
+            cached=outcome.cached,
         )
 
     async def _finish(self, done: Done | None, error: ProviderError | None, cancelled: bool) -> None:

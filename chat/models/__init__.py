@@ -1,5 +1,6 @@
 """Parley's tables: the provider catalogue admins manage, and users' conversations."""
 
+from chat.models.api import ApiToken
 from chat.models.attachments import Attachment, Kind
 from chat.models.audit import AuditEvent
 from chat.models.browser import BrowserModel as BrowserModel  # re-exported for chat.access and admin
@@ -10,6 +11,7 @@ from chat.models.preferences import Theme, UserPreferences
 from chat.models.usage import Budget, Period, Source, UsageRecord
 
 __all__ = [
+    "ApiToken",
     "Attachment",
     "AuditEvent",
     "Budget",

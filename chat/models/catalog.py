@@ -23,6 +23,8 @@ from providers.base import Reasoning, Target
 # be written one way: "usd" or "US$" would silently start a currency of its own.
 currency_code = RegexValidator(r"^[A-Z]{3}\Z", "Give a three-letter ISO 4217 code in capitals, e.g. USD or EUR.")
 not_negative = MinValueValidator(Decimal(0), "This cannot be negative.")
+# What a person can type in a script: lower case, digits and . _ : / -
+api_name_chars = RegexValidator(r"^[a-z0-9][a-z0-9._:/-]*\Z", "Use lower-case letters, digits and . _ : / - only.")
 
 
 # The families are declared once, in providers.registry; the choices follow from there.
@@ -164,11 +166,34 @@ class ChatModel(models.Model):
         help_text="Whether users may attach images for this model. Unknown: the provider's preset decides "
         "(discovery fills this in where the provider's model list says).",
     )
+    # The OpenAI-compatible API (docs/api.md): the id scripts name the model by, and its cache.
+    api_name = models.CharField(
+        max_length=200, blank=True, validators=[api_name_chars], verbose_name="API id",
+        help_text="The id scripts use for this model (e.g. claude-sonnet-4-5). Empty: made from the "
+        "model name, with the provider's name in front if another model already has it.",
+    )
+    cache_ttl = models.PositiveIntegerField(
+        default=0, verbose_name="cache answers for (seconds)",
+        help_text="Answer an exact repeat (same model, messages and settings) from the cache for this "
+        "long, with no call to the provider and at no cost. 0: no cache.",
+    )
+    cache_max_temperature = models.FloatField(
+        default=0.0, verbose_name="cache only up to temperature",
+        help_text="Requests with a higher temperature are never answered from the cache (one that sets "
+        "none counts as 1.0).",
+    )
+    cache_shared = models.BooleanField(
+        default=False, verbose_name="share the cache within groups",
+        help_text="Off: each user has their own cache. On: members of a group share answers.",
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["provider__name", "display_name", "model_id"]
-        constraints = [models.UniqueConstraint(fields=["provider", "model_id"], name="unique_model_per_provider")]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "model_id"], name="unique_model_per_provider"),
+            models.UniqueConstraint(fields=["api_name"], condition=~models.Q(api_name=""), name="unique_api_name"),
+        ]
 
     def __str__(self) -> str:
         return self.name

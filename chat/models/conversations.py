@@ -104,6 +104,7 @@ class Message(models.Model):
     attachments = models.JSONField(default=list, blank=True)
     # Delta frames already folded into `content` (for resuming a stream after a checkpoint).
     seq = models.PositiveIntegerField(default=0)
+    cached = models.BooleanField(default=False)  # answered from the response cache (chat/response_cache.py)
     # The process generating it, while `streaming` (chat.janitor recovers a dead one's answers).
     worker = models.CharField(max_length=40, blank=True)
     created = models.DateTimeField(auto_now_add=True)

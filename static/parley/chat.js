@@ -12,6 +12,7 @@ import { ModelPicker } from "./models.js";
 import { Sidebar, conversationUrl } from "./sidebar.js";
 import { getJson, postJson } from "./http.js";
 import { ChatSettings } from "./chatsettings.js";
+import { CodePanel } from "./codepanel.js";
 import { wireShortcuts } from "./shortcuts.js";
 import { ConnectionNotice } from "./connection.js";
 import { BudgetNotice } from "./budget.js";
@@ -544,6 +545,12 @@ function wire() {
   picker.select.addEventListener("change", () => tray.refresh());
   inBrowser.deviceOnlyBox.addEventListener("change", () => tray.refresh());
   byId("chat-settings-open").addEventListener("click", () => chatSettings.open());
+  const codePanel = new CodePanel(/** @type {HTMLDialogElement} */ (byId("code-panel")));
+  byId("code-panel-open").addEventListener("click", () => {
+    const local = inBrowser.owns(picker.value);
+    const name = local ? inBrowser.model(picker.value).name : (picker.model?.name ?? "this model");
+    codePanel.open(local ? undefined : picker.model?.id, name);
+  });
   socket.on("title", (frame) => {
     sidebar.retitle(frame.conversation, frame.title);
     if (current && current.id === frame.conversation) {

@@ -32,6 +32,7 @@
  * @property {number} [seq]
  * @property {AnswerError | null} [error]
  * @property {Attachment[]} [attachments]  a user message's files, in the order sent
+ * @property {boolean} [cached]  answered from the response cache (no provider call, no cost)
  */
 
 /**
@@ -58,7 +59,7 @@
  *   updated?: string, created?: string, pinned?: boolean, device?: boolean,
  *   settings?: {system_prompt: string, temperature: number | null, max_tokens: number | null}}} Conversation
  * @typedef {{id: string, name: string, provider: string, default?: boolean, vision?: boolean, pdf?: boolean,
- *   context_window?: number | null}} Model
+ *   context_window?: number | null, api_id?: string}} Model
  */
 
 /**
@@ -75,6 +76,7 @@
  * @property {Usage | null} usage
  * @property {AnswerError | null} error
  * @property {number | null} [ttft_ms]  time to first token, as the server measured it
+ * @property {boolean} [cached]  answered from the response cache
  */
 
 /** @typedef {DeltaEvent | EndEvent} AnswerEvent */

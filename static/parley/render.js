@@ -48,7 +48,9 @@ export function metaText(m) {
   else if (m.reason === "server_restart") status = "Interrupted: the server restarted";
   else if (m.reason === "error") status = failure;
   else status = "";
-  return [m.model, status].filter(Boolean).join(" · ");
+  // Answered from the response cache: no call to the provider, no cost.
+  const cached = m.cached && m.status !== "streaming" ? "From the cache" : "";
+  return [m.model, status, cached].filter(Boolean).join(" · ");
 }
 
 /**
@@ -216,7 +218,7 @@ export class MessageView {
     } else {
       this.endedAt = performance.now();
       Object.assign(d, { status: event.status, reason: event.reason, usage: event.usage,
-        error: event.error });
+        error: event.error, cached: Boolean(event.cached) });
       if (event.ttft_ms !== undefined) d.ttft_ms = event.ttft_ms;
     }
   }

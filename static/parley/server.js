@@ -123,7 +123,7 @@ export async function* serverAnswer(socket, answer, signal) {
   const offEnd = socket.on("end", (f) => {
     if (f.message !== answer.message) return;
     push({ type: "end", status: f.status, reason: f.reason ?? null, usage: f.usage ?? null,
-      error: f.error ?? null, ttft_ms: f.ttft_ms ?? null });
+      error: f.error ?? null, ttft_ms: f.ttft_ms ?? null, cached: Boolean(f.cached) });
   });
   /** @type {ReturnType<typeof setTimeout> | undefined} */
   let grace;
