@@ -88,8 +88,13 @@ def test_an_admin_sets_reasoning_on_the_model_page(claude: ChatModel) -> None:
         "reasoning": "on",
         "reasoning_effort": "low",
         "reasoning_budget": "",
+        # What the page pre-fills for the price and the response cache, as a browser sends it.
+        "price_currency": "USD",
+        "cache_ttl": "0",
+        "cache_max_temperature": "0",
     }
-    assert client.post(url, form).status_code == 302
+    saved = client.post(url, form)
+    assert saved.status_code == 302, saved.context["adminform"].form.errors
     claude.refresh_from_db()
     assert claude.reasoning_request() == Reasoning(effort="low")
     refused = client.post(url, {**form, "reasoning": "", "reasoning_effort": "high"})

@@ -32,7 +32,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'verbose_name': 'API token',
-                'ordering': ['-created'],
+                'ordering': ('-created',),
             },
         ),
         migrations.AddField(
