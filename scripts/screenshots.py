@@ -1,6 +1,6 @@
 """Take the README's screenshots of the chat page, light and dark, from a real Parley.
 
-    .venv/bin/python -m scripts.screenshots      (writes docs/img/chat-light.png, chat-dark.png)
+    .venv/bin/python -m scripts.screenshots      (writes docs/img/chat-light.png, chat-dark.png, code-panel.png)
 
 A throwaway server and the fake provider, a few conversations spread over the date groups
 (one pinned), and one answer with a list, a table and code, so the pictures show what
@@ -71,6 +71,13 @@ def main() -> None:
                 path: Path = out / f"chat-{scheme}.png"
                 page.screenshot(path=str(path))
                 print(f"wrote {path.relative_to(ROOT)}")
+            # The "Use from code" panel for the picked model (docs/api.md).
+            page.evaluate("() => { document.documentElement.dataset.theme = 'light' }")
+            page.click("#code-panel-open")
+            page.wait_for_selector("#code-panel[open] #code-panel-body pre")
+            path = out / "code-panel.png"
+            page.screenshot(path=str(path))
+            print(f"wrote {path.relative_to(ROOT)}")
     finally:
         server.stop()
         fake.stop()
