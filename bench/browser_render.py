@@ -166,21 +166,7 @@ def run() -> dict[str, Any]:
     server = LiveServer(BENCH_ENV).start()
     try:
         server.create_user("alice", "alice-password-1")
-        server.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake.url + "/v1",
-            "--label",
-            "Fake Lab",
-            "--model",
-            "fake-model=Fake Model",
-            "--default",
-            "fake-model",
-        )
+        server.add_fake_provider(fake.url, model="fake-model=Fake Model", default="fake-model", label="Fake Lab")
         conversation = long_chat(server, LONG_CHAT_MESSAGES)
         with launch() as browser:
             context = browser.new_context(viewport={"width": 1280, "height": 800})

@@ -172,10 +172,12 @@ class LiveServer:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
-    def add_fake_provider(self, url: str, model: str = "fake-model", default: str | None = None) -> str:
+    def add_fake_provider(
+        self, url: str, model: str = "fake-model", default: str | None = None, label: str | None = None
+    ) -> str:
         """Register the fake provider at ``url`` (its origin) as the OpenAI-compatible provider
         "fake" with one model (``id`` or ``id=Display name``), through the admins' command."""
-        extra = ["--default", default] if default else []
+        extra = (["--default", default] if default else []) + (["--label", label] if label else [])
         return self.manage("provider", "add", "fake", "--kind", "openai", "--base-url", url + "/v1", "--model", model, *extra)
 
     def create_user(self, username: str, password: str, superuser: bool = False) -> None:

@@ -34,21 +34,7 @@ def module_live(fake_server: FakeProvider) -> Iterator[LiveServer]:
     """
     server = LiveServer({"PARLEY_USER_MESSAGES_PER_MINUTE": "0"}).start()
     server.create_user("alice", "alice-password-1")
-    server.manage(
-        "provider",
-        "add",
-        "fake",
-        "--kind",
-        "openai",
-        "--base-url",
-        fake_server.url + "/v1",
-        "--label",
-        "Fake Lab",
-        "--model",
-        "fake-model=Fake Model",
-        "--default",
-        "fake-model",
-    )
+    server.add_fake_provider(fake_server.url, model="fake-model=Fake Model", default="fake-model", label="Fake Lab")
     server.snapshot()
     yield server
     server.stop()

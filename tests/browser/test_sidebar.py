@@ -231,21 +231,7 @@ def test_a_generated_title_reaches_the_sidebar_and_the_tab_title_without_a_reloa
     server = LiveServer(extra_env={"PARLEY_AUTO_TITLES": "1"}).start()
     try:
         server.create_user("alice", "alice-password-1")
-        server.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake_server.url + "/v1",
-            "--label",
-            "Fake Lab",
-            "--model",
-            "fake-model=Fake Model",
-            "--default",
-            "fake-model",
-        )
+        server.add_fake_provider(fake_server.url, model="fake-model=Fake Model", default="fake-model", label="Fake Lab")
         fake_server.enqueue(Script(tokens=["Four."]))
         fake_server.enqueue(Script(tokens=["Simple", " arithmetic"]))
         log_in(page, server)

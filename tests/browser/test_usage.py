@@ -58,21 +58,7 @@ def module_live(fake_server: FakeProvider) -> Iterator[LiveServer]:
     ).start()
     server.create_user("alice", "alice-password-1")
     server.create_user("root", "root-password-1", superuser=True)
-    server.manage(
-        "provider",
-        "add",
-        "fake",
-        "--kind",
-        "openai",
-        "--base-url",
-        fake_server.url + "/v1",
-        "--label",
-        "Fake Lab",
-        "--model",
-        "fake-model=Fake Model",
-        "--default",
-        "fake-model",
-    )
+    server.add_fake_provider(fake_server.url, model="fake-model=Fake Model", default="fake-model", label="Fake Lab")
     server.manage("shell", "-c", SEED)
     server.snapshot()
     yield server
