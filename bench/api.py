@@ -82,21 +82,7 @@ async def _run(rounds: int, big: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         live.create_user("bench", "bench-password-1")
-        live.manage(
-            "provider",
-            "add",
-            "fake",
-            "--kind",
-            "openai",
-            "--base-url",
-            fake.url + "/v1",
-            "--model",
-            "fake-model=Fake",
-            "--model",
-            "cached-model",
-            "--default",
-            "fake-model",
-        )
+        live.add_fake_provider(fake.url, model="fake-model=Fake", default="fake-model", also=("cached-model",))
         live.manage(
             "shell",
             "-c",

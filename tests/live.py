@@ -173,11 +173,17 @@ class LiveServer:
         return result.stdout
 
     def add_fake_provider(
-        self, url: str, model: str = "fake-model", default: str | None = None, label: str | None = None
+        self,
+        url: str,
+        model: str = "fake-model",
+        default: str | None = None,
+        label: str | None = None,
+        also: tuple[str, ...] = (),
     ) -> str:
         """Register the fake provider at ``url`` (its origin) as the OpenAI-compatible provider
-        "fake" with one model (``id`` or ``id=Display name``), through the admins' command."""
+        "fake" with one model (``id`` or ``id=Display name``) and any ``also``, through the admins' command."""
         extra = (["--default", default] if default else []) + (["--label", label] if label else [])
+        extra += [arg for more in also for arg in ("--model", more)]
         return self.manage("provider", "add", "fake", "--kind", "openai", "--base-url", url + "/v1", "--model", model, *extra)
 
     def create_user(self, username: str, password: str, superuser: bool = False) -> None:

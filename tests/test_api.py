@@ -65,23 +65,7 @@ def make_token(
 @pytest.fixture(scope="module")
 def server(fake_server: FakeProvider) -> Iterator[LiveServer]:
     live = LiveServer({"PARLEY_AUTO_TITLES": "0", "PARLEY_USER_MESSAGES_PER_MINUTE": "0"}).start()
-    live.manage(
-        "provider",
-        "add",
-        "fake",
-        "--kind",
-        "openai",
-        "--base-url",
-        fake_server.url + "/v1",
-        "--model",
-        "fake-model",
-        "--model",
-        "staff-model",
-        "--model",
-        "cached-model",
-        "--default",
-        "fake-model",
-    )
+    live.add_fake_provider(fake_server.url, default="fake-model", also=("staff-model", "cached-model"))
     shell(
         live,
         "m = ChatModel.objects.get(model_id='staff-model')\n"
